@@ -1,0 +1,139 @@
+"""Vectorised features over a tokenized batch: TF-IDF of lemma uni/bigrams and mean static embeddings."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from classifier.embeddings import StaticAsset
+from classifier.text import MASKS, SEP, UNK, TokenBatch, TokenTable
+
+
+class LexicalFeatures:
+    """Sublinear TF-IDF over lemma unigrams and bigrams, computed without per-text Python."""
+
+    def __init__(self, min_df: int = 2, ngram_max: int = 2):
+        self.min_df = min_df
+        self.ngram_max = ngram_max
+
+    def fit(self, table: TokenTable, batch: TokenBatch) -> LexicalFeatures:
+        """Keep n-grams that occur in at least ``min_df`` documents; learn their idf."""
+        doc, units = table.units_of(batch)
+        n_units = table.n_units
+        banned = np.zeros(n_units, dtype=bool)
+        for u in (SEP, UNK):
+            banned[table.unit_index[u]] = True
+        uni_df = _doc_freq(doc, units, n_units)
+        uni_df[banned] = 0
+        uni_keep = np.flatnonzero(uni_df >= self.min_df)
+        self.uni_map_ = np.full(n_units, -1, dtype=np.int64)
+        self.uni_map_[uni_keep] = np.arange(uni_keep.size)
+        dfs = [uni_df[uni_keep]]
+        names = [table.units[u] for u in uni_keep.tolist()]
+        self.bigram_keys_ = np.zeros(0, dtype=np.int64)
+        if self.ngram_max >= 2:
+            keys, bdoc = _bigrams(doc, units, n_units, banned)
+            pairs = np.unique(np.stack([bdoc, keys]), axis=1)
+            uniq, counts = np.unique(pairs[1], return_counts=True)
+            keep = uniq[counts >= self.min_df]
+            self.bigram_keys_ = keep
+            dfs.append(counts[counts >= self.min_df])
+            names += [f"{table.units[k // n_units]} {table.units[k % n_units]}" for k in keep.tolist()]
+        self.n_units_ = n_units
+        self.n_uni_ = int(uni_keep.size)
+        df = np.concatenate(dfs).astype(np.float64)
+        self.idf_ = (np.log((1 + batch.n_docs) / (1 + df)) + 1.0).astype(np.float32)
+        self.feature_names_ = names
+        return self
+
+    @property
+    def n_features(self) -> int:
+        """Width of the feature matrix."""
+        return int(self.idf_.size)
+
+    def transform(self, table: TokenTable, batch: TokenBatch) -> sp.csr_matrix:
+        """TF-IDF matrix (rows L2-normalised) for a tokenized batch."""
+        doc, units = table.units_of(batch)
+        cols = self.uni_map_[units]
+        rows = doc
+        if self.bigram_keys_.size:
+            keys, bdoc = _bigrams(doc, units, self.n_units_, None)
+            pos = np.searchsorted(self.bigram_keys_, keys)
+            pos_c = np.minimum(pos, self.bigram_keys_.size - 1)
+            hit = self.bigram_keys_[pos_c] == keys
+            rows = np.concatenate([rows, bdoc[hit]])
+            cols = np.concatenate([cols, self.n_uni_ + pos_c[hit]])
+        ok = cols >= 0
+        m = sp.csr_matrix(
+            (np.ones(int(ok.sum()), dtype=np.float32), (rows[ok], cols[ok])),
+            shape=(batch.n_docs, self.n_features),
+        )
+        m.sum_duplicates()
+        np.log1p(m.data, out=m.data)
+        m.data += 1.0
+        m.data *= self.idf_[m.indices]
+        return _l2_rows(m)
+
+
+class EmbeddingFeatures:
+    """Mean of static word-piece vectors per text, L2-normalised (model2vec's encoding, by table)."""
+
+    def __init__(self, asset: StaticAsset, table: TokenTable):
+        self.asset = asset
+        sums, counts = asset.encode_words(_embeddable(table.surfaces))
+        self.sums = sums
+        self.counts = counts
+
+    def transform(self, batch: TokenBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(embeddings, per-doc normaliser, sums of batch-extra words, their counts)."""
+        n_known = batch.n_known
+        extra_sums, extra_counts = self.asset.encode_words(batch.extra)
+        known = batch.sid < n_known
+        shape_k = (batch.n_docs, n_known)
+        ck = sp.csr_matrix(
+            (np.ones(int(known.sum()), dtype=np.float32), (batch.doc[known], batch.sid[known])), shape=shape_k
+        )
+        emb = np.asarray(ck @ self.sums)
+        total = ck @ self.counts
+        if batch.extra:
+            unk = ~known
+            ce = sp.csr_matrix(
+                (np.ones(int(unk.sum()), dtype=np.float32), (batch.doc[unk], batch.sid[unk] - n_known)),
+                shape=(batch.n_docs, len(batch.extra)),
+            )
+            emb += ce @ extra_sums
+            total = total + ce @ extra_counts
+        emb /= np.maximum(total, 1.0)[:, None]
+        norm = np.linalg.norm(emb, axis=1)
+        norm = np.where(norm > 0, norm, 1.0)
+        emb /= norm[:, None]
+        scale = np.maximum(total, 1.0) * norm
+        return emb.astype(np.float32), scale, extra_sums, extra_counts
+
+
+def _embeddable(surfaces: list[str]) -> list[str]:
+    # Masks and the separator carry no meaning for the embedding: they map to an empty string.
+    skip = {SEP, *MASKS, "\ue000", "\ue001", "\ue002"}
+    return ["" if s in skip or s.startswith("0") or s.startswith("xx") else s for s in surfaces]
+
+
+def _doc_freq(doc: np.ndarray, units: np.ndarray, n_units: int) -> np.ndarray:
+    pairs = np.unique(doc.astype(np.int64) * n_units + units)
+    return np.bincount(pairs % n_units, minlength=n_units)
+
+
+def _bigrams(
+    doc: np.ndarray, units: np.ndarray, n_units: int, banned: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    same = doc[:-1] == doc[1:]
+    if banned is not None:
+        same &= ~banned[units[:-1]] & ~banned[units[1:]]
+    keys = units[:-1] * n_units + units[1:]
+    return keys[same], doc[:-1][same]
+
+
+def _l2_rows(m: sp.csr_matrix) -> sp.csr_matrix:
+    sq = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
+    sq[sq == 0] = 1.0
+    m.data /= np.repeat(sq, np.diff(m.indptr)).astype(m.data.dtype)
+    return m

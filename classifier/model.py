@@ -1,0 +1,317 @@
+"""The uxcx classifier: a scikit-learn estimator over lexical and static-embedding features.
+
+Three linear heads share one feature matrix: the primary label (calibrated by temperature
+scaling fitted on out-of-fold logits), one binary head per issue label (for ``labels``),
+and the topic. Everything per text is vectorised over the batch.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import minimize_scalar
+from scipy.special import log_softmax, softmax
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
+
+from classifier.embeddings import load_asset
+from classifier.features import EmbeddingFeatures, LexicalFeatures
+from classifier.labels import LABEL_OF_TOPIC, LABELS, TOPICS, TOPICS_BY_LABEL, Label
+from classifier.text import MASKS, SEP, TokenBatch, TokenTable, english_forms, split_tokens
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The model's answer for one text."""
+
+    label: str
+    labels: tuple[str, ...]
+    topic: str
+    confidence: float
+    scores: dict[str, float] = field(default_factory=dict)
+    evidence: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form, the shape the CLI and the API return."""
+        return {
+            "label": self.label,
+            "labels": list(self.labels),
+            "topic": self.topic,
+            "confidence": round(self.confidence, 4),
+            "scores": {k: round(v, 4) for k, v in self.scores.items()},
+            "evidence": list(self.evidence),
+        }
+
+
+class UXCXClassifier(ClassifierMixin, BaseEstimator):
+    """Predicts label (ux|cx|other), labels, topic, calibrated scores and evidence.
+
+    ``fit(texts, y, labels=None, topics=None)``: ``y`` holds primary labels, ``labels``
+    the full label lists, ``topics`` the topics (each defaults from ``y``).
+    """
+
+    def __init__(
+        self,
+        C: float = 4.0,
+        topic_C: float = 4.0,
+        embedding_weight: float = 1.0,
+        use_embeddings: bool = True,
+        min_df: int = 2,
+        ngram_max: int = 2,
+        class_weight: str | None = "balanced",
+        calibrate: bool = True,
+        cv: int = 5,
+        both_threshold: float = 0.5,
+        evidence_k: int = 3,
+        max_iter: int = 3000,
+        random_state: int = 0,
+        asset_path: str | None = None,
+    ):
+        self.C = C
+        self.topic_C = topic_C
+        self.embedding_weight = embedding_weight
+        self.use_embeddings = use_embeddings
+        self.min_df = min_df
+        self.ngram_max = ngram_max
+        self.class_weight = class_weight
+        self.calibrate = calibrate
+        self.cv = cv
+        self.both_threshold = both_threshold
+        self.evidence_k = evidence_k
+        self.max_iter = max_iter
+        self.random_state = random_state
+        self.asset_path = asset_path
+
+    # ------------------------------------------------------------------ fit
+    def fit(
+        self,
+        X: Sequence[str],
+        y: Sequence[str],
+        labels: Sequence[Sequence[str]] | None = None,
+        topics: Sequence[str] | None = None,
+    ) -> UXCXClassifier:
+        """Build the token table with spaCy, learn features and the three heads."""
+        texts = _check_texts(X)
+        y_arr = np.asarray(list(y), dtype=object)
+        if len(y_arr) != len(texts):
+            raise ValueError(f"X has {len(texts)} texts but y has {len(y_arr)} labels")
+        bad = sorted({str(v) for v in y_arr} - set(LABELS))
+        if bad:
+            raise ValueError(f"unknown labels {bad}; expected {list(LABELS)}")
+        multi = [list(x) for x in labels] if labels is not None else [[v] for v in y_arr]
+        topic_arr = np.asarray(
+            list(topics) if topics is not None else [TOPICS_BY_LABEL[v][-1] for v in y_arr], dtype=object
+        )
+
+        forms: set[str] = set(english_forms())
+        for text in texts:
+            forms.update(split_tokens(text))
+        self.table_ = TokenTable.build(forms)
+        batch = self.table_.tokenize(texts)
+        self.lexical_ = LexicalFeatures(self.min_df, self.ngram_max).fit(self.table_, batch)
+        self.asset_sha256_ = None
+        if self.use_embeddings:
+            asset = load_asset(Path(self.asset_path) if self.asset_path else None)
+            self.asset_sha256_ = asset.sha256
+        self._runtime = None
+        feats = self._features(batch)[0]
+
+        self.classes_ = np.asarray(LABELS, dtype=object)
+        y_idx = np.asarray([LABELS.index(v) for v in y_arr])
+        self.label_head_ = self._lr(self.C).fit(feats, y_idx)
+        self.temperature_ = self._fit_temperature(feats, y_idx) if self.calibrate else 1.0
+
+        self.issue_heads_ = {}
+        for issue in (Label.UX.value, Label.CX.value):
+            target = np.asarray([issue in m for m in multi], dtype=int)
+            self.issue_heads_[issue] = self._lr(self.C, balanced=False).fit(feats, target)
+
+        self.topics_ = np.asarray(TOPICS, dtype=object)
+        t_idx = np.asarray([TOPICS.index(t) for t in topic_arr])
+        self.topic_head_ = self._lr(self.topic_C).fit(feats, t_idx)
+        self._topic_mask = None
+        return self
+
+    def _lr(self, C: float, balanced: bool = True) -> LogisticRegression:
+        return LogisticRegression(
+            C=C,
+            max_iter=self.max_iter,
+            class_weight=self.class_weight if balanced else None,
+            random_state=self.random_state,
+        )
+
+    def _fit_temperature(self, feats: sp.csr_matrix, y_idx: np.ndarray) -> float:
+        """One temperature for the label head, fitted on out-of-fold logits (NLL)."""
+        folds = StratifiedKFold(n_splits=self.cv, shuffle=True, random_state=self.random_state)
+        logits = np.zeros((feats.shape[0], len(LABELS)))
+        for train, test in folds.split(np.zeros(len(y_idx)), y_idx):
+            head = clone(self.label_head_).fit(feats[train], y_idx[train])
+            logits[test] = head.decision_function(feats[test])
+
+        def nll(t: float) -> float:
+            return float(-log_softmax(logits / t, axis=1)[np.arange(len(y_idx)), y_idx].mean())
+
+        return float(minimize_scalar(nll, bounds=(0.05, 20.0), method="bounded").x)
+
+    # ------------------------------------------------------------ features
+    def _embedder(self) -> EmbeddingFeatures | None:
+        if not self.use_embeddings:
+            return None
+        # Built lazily after fit or unpickling: word sums come from the verified packaged asset.
+        if getattr(self, "_runtime", None) is None:
+            with _LOCK:
+                if getattr(self, "_runtime", None) is None:
+                    asset = load_asset(Path(self.asset_path) if self.asset_path else None, self.asset_sha256_)
+                    self._runtime = EmbeddingFeatures(asset, self.table_)
+        return self._runtime
+
+    def _features(self, batch: TokenBatch) -> tuple[sp.csr_matrix, dict[str, Any]]:
+        lex = self.lexical_.transform(self.table_, batch)
+        extra: dict[str, Any] = {"lex": lex}
+        embedder = self._embedder()
+        if embedder is None:
+            return lex, extra
+        emb, scale, extra_sums, _ = embedder.transform(batch)
+        extra.update(scale=scale, extra_sums=extra_sums)
+        feats = sp.hstack([lex, sp.csr_matrix(emb * self.embedding_weight)], format="csr")
+        return feats, extra
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_runtime"] = None
+        state["_topic_mask"] = None
+        return state
+
+    # ------------------------------------------------------------- predict
+    def predict_proba(self, X: Sequence[str]) -> np.ndarray:
+        """Calibrated probabilities, columns in ``classes_`` order (ux, cx, other)."""
+        feats, _ = self._features(self.table_.tokenize(_check_texts(X)))
+        return self._label_proba(feats)
+
+    def _label_proba(self, feats: sp.csr_matrix) -> np.ndarray:
+        return softmax(self.label_head_.decision_function(feats) / self.temperature_, axis=1)
+
+    def predict(self, X: Sequence[str]) -> np.ndarray:
+        """Primary labels."""
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    def predict_batch(self, X: Sequence[str], evidence: bool = True) -> list[Prediction]:
+        """Full predictions for a batch of texts, in one vectorised pass."""
+        texts = _check_texts(X)
+        if not texts:
+            return []
+        batch = self.table_.tokenize(texts)
+        feats, extra = self._features(batch)
+        proba = self._label_proba(feats)
+        label_idx = proba.argmax(axis=1)
+        issue_p = {k: h.predict_proba(feats)[:, 1] for k, h in self.issue_heads_.items()}
+        topic_p = self.topic_head_.predict_proba(feats)
+        if self._topic_mask is None:
+            self._topic_mask = np.asarray(
+                [[LABEL_OF_TOPIC[t] == lab for t in TOPICS] for lab in LABELS], dtype=float
+            )
+        topic_idx = (topic_p * self._topic_mask[label_idx]).argmax(axis=1)
+        ev = self._evidence(batch, feats, extra, label_idx) if evidence and self.evidence_k > 0 else None
+
+        out: list[Prediction] = []
+        ux, cx, other = (Label.UX.value, Label.CX.value, Label.OTHER.value)
+        for i in range(len(texts)):
+            lab = LABELS[label_idx[i]]
+            if lab == other:
+                labs: tuple[str, ...] = (other,)
+            else:
+                second = cx if lab == ux else ux
+                labs = (lab, second) if issue_p[second][i] >= self.both_threshold else (lab,)
+            p = proba[i]
+            out.append(
+                Prediction(
+                    label=lab,
+                    labels=labs,
+                    topic=TOPICS[topic_idx[i]],
+                    confidence=float(p[label_idx[i]]),
+                    scores={ux: float(p[0]), cx: float(p[1]), other: float(p[2])},
+                    evidence=ev[i] if ev is not None else (),
+                )
+            )
+        return out
+
+    # ------------------------------------------------------------ evidence
+    def _evidence(
+        self, batch: TokenBatch, feats: sp.csr_matrix, extra: dict[str, Any], label_idx: np.ndarray
+    ) -> list[tuple[str, ...]]:
+        """Words and phrases whose features pushed the chosen label up the most."""
+        coef = self.label_head_.coef_
+        centred = coef - coef.mean(axis=0, keepdims=True)
+        lex: sp.csr_matrix = extra["lex"]
+        n_lex = lex.shape[1]
+        rows = np.repeat(np.arange(lex.shape[0]), np.diff(lex.indptr))
+        lex_contrib = lex.data * centred[label_idx[rows], lex.indices]
+        names = self.lexical_.feature_names_
+        is_bigram = lex.indices >= self.lexical_.n_uni_
+
+        cand_rows = [rows[is_bigram]]
+        cand_score = [lex_contrib[is_bigram]]
+        cand_name: list[np.ndarray] = [np.asarray([names[j] for j in lex.indices[is_bigram].tolist()], dtype=object)]
+
+        # Per token: the unigram weight of its lemma plus its share of the embedding term.
+        doc, sid = batch.doc, batch.sid
+        tok_score = np.zeros(sid.size)
+        embedder = self._embedder()
+        if embedder is not None:
+            w_emb = centred[:, n_lex:] * self.embedding_weight
+            known = sid < batch.n_known
+            s = np.zeros(sid.size)
+            if known.any():
+                s[known] = np.einsum("ij,ij->i", embedder.sums[sid[known]], w_emb[label_idx[doc[known]]])
+            if (~known).any():
+                es = extra["extra_sums"][sid[~known] - batch.n_known]
+                s[~known] = np.einsum("ij,ij->i", es, w_emb[label_idx[doc[~known]]])
+            tok_score += s / extra["scale"][doc]
+        uni = self.table_.units_of(TokenBatch(np.arange(sid.size), sid, sid.size, batch.n_known, batch.extra))
+        ucol = self.lexical_.uni_map_[uni[1]]
+        lookup = dict(zip(zip(rows.tolist(), lex.indices.tolist()), lex_contrib.tolist()))
+        for tpos, col in zip(uni[0].tolist(), ucol.tolist()):
+            if col >= 0:
+                tok_score[tpos] += lookup.get((int(doc[tpos]), col), 0.0)
+        surfaces = np.asarray(
+            [self.table_.surface_of(s_, batch.extra) for s_ in sid.tolist()], dtype=object
+        )
+        cand_rows.append(doc)
+        cand_score.append(tok_score)
+        cand_name.append(surfaces)
+
+        r = np.concatenate(cand_rows)
+        sc = np.concatenate(cand_score)
+        nm = np.concatenate(cand_name)
+        order = np.lexsort((-sc, r))
+        result: list[list[str]] = [[] for _ in range(batch.n_docs)]
+        for j in order.tolist():
+            if sc[j] <= 0:
+                continue
+            bucket = result[r[j]]
+            if len(bucket) >= self.evidence_k:
+                continue
+            name = nm[j]
+            if name in _NOT_EVIDENCE or not any(ch.isalpha() for ch in name) or name in bucket:
+                continue
+            bucket.append(name)
+        return [tuple(x) for x in result]
+
+
+_LOCK = threading.Lock()
+_NOT_EVIDENCE = {SEP, *MASKS, "\ue000", "\ue001", "\ue002"}
+
+
+def _check_texts(X: Sequence[str]) -> list[str]:
+    texts = list(X)
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise TypeError(f"text {i} is {type(t).__name__}, expected str")
+    return texts

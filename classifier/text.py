@@ -1,0 +1,306 @@
+"""Text processing: spaCy builds the token tables at training time; inference applies them vectorised.
+
+spaCy (``spacy.blank("en")`` with the lookup lemmatizer from ``spacy-lookups-data``)
+decides, once per distinct word form, its normalised lemma units ("can't" -> can, not;
+"crashes" -> crash) and which forms are URLs, e-mails, handles, numbers or redaction
+runs. Per text at inference only a compiled regex and dictionary lookups run, over the
+whole batch at once, so the per-text cost stays far below spaCy's tokenizer.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from itertools import repeat
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Mask units that replace personal or volatile tokens.
+MASK_URL = "<url>"
+MASK_EMAIL = "<email>"
+MASK_USER = "<user>"
+MASK_NUM = "<num>"
+MASK_REDACTED = "<redacted>"
+MASKS: tuple[str, ...] = (MASK_URL, MASK_EMAIL, MASK_USER, MASK_NUM, MASK_REDACTED)
+#: The unit every word unseen at training time maps to (never a feature).
+UNK = "<unk>"
+#: Separator between texts of a batch; the tokenizer yields it as its own token.
+SEP = "\x00"
+_MASK_CHARS = {"\ue000": MASK_URL, "\ue001": MASK_EMAIL, "\ue002": MASK_USER}
+
+# The fast path: URLs are replaced first, then punctuation and @handles are spaced out
+# by one C-level substitution and the batch is split on whitespace. Tokens the table does
+# not know are split again by FALLBACK_RE, which mirrors spaCy's finer rules.
+URL_RE = re.compile(r"(?:https?://|www\.)\S+")
+PUNCT_RE = re.compile(r"@\w+|[^\w\s']")
+FALLBACK_RE = re.compile(
+    r"x{2,}(?:[/.\-]x{2,})*(?:[/.\-]\d+)?(?![^\W\d_])"
+    r"|\d+(?:[.,:/\-]\d+)*"
+    r"|[^\W\d_]+(?:'[^\W\d_]+)*"
+    r"|[^\w\s]"
+)
+EMAIL_LOCAL_RE = re.compile(r"[\w.+-]+$")
+EMAIL_DOMAIN_RE = re.compile(r"@[\w-]+(?:\.[\w-]+)+")
+URL_CHAR = "\ue000"
+EMAIL_CHAR = "\ue001"
+USER_CHAR = "\ue002"
+_TRANSLATE = str.maketrans({"\u2019": "'", "\u2018": "'", "`": "'", "\u00b4": "'", **{str(d): "0" for d in range(1, 10)}})
+_REDACTION_RE = re.compile(r"x{2,}(?:[/.\-]x{2,})*(?:[/.\-]\d+)?")
+_HANDLE_RE = re.compile(r"@\w+")
+_PUNCT = "!?.,;:-()[]{}\"/\\*&%$£€#+=<>|~^_'"
+
+
+def _space_out(match: re.Match[str]) -> str:
+    token = match.group()
+    return f" {USER_CHAR} " if len(token) > 1 else f" {token} "
+
+
+def _mask_emails(text: str) -> str:
+    """Replace e-mail addresses by a mask character; cost grows with '@' count, not length."""
+    if "@" not in text:
+        return text
+    out: list[str] = []
+    last = 0
+    pos = text.find("@")
+    while pos != -1:
+        domain = EMAIL_DOMAIN_RE.match(text, pos)
+        local = EMAIL_LOCAL_RE.search(text, max(last, pos - 64), pos) if domain else None
+        if local is not None and domain is not None:
+            out.append(text[last : local.start()])
+            out.append(f" {EMAIL_CHAR} ")
+            last = domain.end()
+        pos = text.find("@", max(pos + 1, last))
+    out.append(text[last:])
+    return "".join(out)
+
+
+def fast_split(text: str) -> list[str]:
+    """First-pass tokens of an already normalised text (or a whole joined batch)."""
+    text = _mask_emails(URL_RE.sub(f" {URL_CHAR} ", text))
+    return PUNCT_RE.sub(_space_out, text).split()
+
+
+def normalise(text: str) -> str:
+    """Unicode-normalise and lower-case one text the same way the batch path does."""
+    return unicodedata.normalize("NFKC", text).lower().translate(_TRANSLATE)
+
+
+def split_tokens(text: str) -> list[str]:
+    """Surface tokens of one text with every token split to its finest form (tables, tests)."""
+    out: list[str] = []
+    for tok in fast_split(normalise(text)):
+        if tok in _MASK_CHARS:
+            out.append(tok)
+        else:
+            out.extend(FALLBACK_RE.findall(tok))
+    return out
+
+
+def mask_of(token: str) -> str | None:
+    """The mask unit for a URL, e-mail, handle, number or redaction token; None for a word."""
+    from spacy.lang.en.lex_attrs import like_num
+    from spacy.lang.lex_attrs import like_email, like_url
+
+    if token in _MASK_CHARS:
+        return _MASK_CHARS[token]
+    if _REDACTION_RE.fullmatch(token):
+        return MASK_REDACTED
+    if _HANDLE_RE.fullmatch(token):
+        return MASK_USER
+    if like_email(token):
+        return MASK_EMAIL
+    if token.startswith(("http://", "https://", "www.")) or (
+        "." in token and not token[0].isdigit() and like_url(token)
+    ):
+        return MASK_URL
+    if token[0].isdigit() or like_num(token):
+        return MASK_NUM
+    return None
+
+
+def build_nlp() -> "spacy.language.Language":  # type: ignore[name-defined]  # noqa: F821
+    """spaCy's blank English pipeline with the lookup lemmatizer (no model download)."""
+    import spacy
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("lemmatizer", config={"mode": "lookup"})
+    nlp.initialize()
+    return nlp
+
+
+def english_forms() -> list[str]:
+    """Word forms of spaCy's English lemma lookup table (from ``spacy-lookups-data``)."""
+    import gzip
+    import json
+    from importlib.resources import files
+
+    path = files("spacy_lookups_data").joinpath("data", "en_lemma_lookup.json.gz")
+    with path.open("rb") as raw, gzip.open(raw, "rt", encoding="utf-8") as fh:
+        table: dict[str, str] = json.load(fh)
+    forms = {k.lower() for k in table} | {v.lower() for v in table.values()}
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    forms |= set(STOP_WORDS) | set(_PUNCT)
+    forms |= {"x" * k for k in range(2, 13)} | {"0" * k for k in range(1, 13)}
+    return sorted(f for f in forms if f and " " not in f)
+
+
+@dataclass(frozen=True)
+class TokenBatch:
+    """A tokenized batch: per token its document index and surface id.
+
+    Surface ids below ``n_known`` index the fitted table; ids from ``n_known`` on
+    index ``extra``, the word forms first seen in this batch.
+    """
+
+    doc: np.ndarray
+    sid: np.ndarray
+    n_docs: int
+    n_known: int
+    extra: tuple[str, ...]
+
+
+class TokenTable:
+    """Maps surface tokens to lexical units, built with spaCy from the forms it is given."""
+
+    def __init__(self, surfaces: Sequence[str], units: Sequence[str], ptr: np.ndarray, flat: np.ndarray):
+        self.surfaces = list(surfaces)
+        self.index = {s: i for i, s in enumerate(self.surfaces)}
+        self.units = list(units)
+        self.unit_index = {u: i for i, u in enumerate(self.units)}
+        self.ptr = ptr
+        self.flat = flat
+        self.mask_sids = {m: self.index[m] for m in MASKS}
+        self.unk_unit = self.unit_index[UNK]
+
+    @classmethod
+    def build(cls, forms: Iterable[str], batch_size: int = 2000) -> TokenTable:
+        """Run spaCy once over every distinct form and keep its units (norm or lemma per token)."""
+        nlp = build_nlp()
+        words: set[str] = set()
+        masked: dict[str, str] = {**_MASK_CHARS, **{m: m for m in MASKS}}
+        for form in forms:
+            if not form or form == SEP:
+                continue
+            mask = mask_of(form)
+            if mask is None:
+                words.add(form)
+            else:
+                masked[form] = mask
+        word_list = sorted(words)
+        mask_list = sorted(masked)
+        surfaces = [SEP, *mask_list, *word_list]
+        units: list[str] = [SEP, UNK, *MASKS]
+        unit_index = {u: i for i, u in enumerate(units)}
+
+        def unit_id(u: str) -> int:
+            if u not in unit_index:
+                unit_index[u] = len(units)
+                units.append(u)
+            return unit_index[u]
+
+        per_surface: list[list[int]] = [[unit_index[SEP]], *[[unit_index[masked[m]]] for m in mask_list]]
+        for doc in nlp.pipe(word_list, batch_size=batch_size):
+            ids = []
+            for tok in doc:
+                # Tokenizer exceptions carry norms ("n't" -> not, "gon" -> going); else the lemma.
+                text = tok.norm_ if tok.norm_ != tok.lower_ else (tok.lemma_ or tok.lower_).lower()
+                if text.strip():
+                    ids.append(unit_id(text))
+            per_surface.append(ids or [unit_index[UNK]])
+        lengths = np.fromiter((len(x) for x in per_surface), dtype=np.int64, count=len(per_surface))
+        ptr = np.zeros(len(per_surface) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=ptr[1:])
+        flat = np.fromiter((u for x in per_surface for u in x), dtype=np.int64, count=int(ptr[-1]))
+        return cls(surfaces, units, ptr, flat)
+
+    def __getstate__(self) -> dict[str, object]:
+        return {"surfaces": self.surfaces, "units": self.units, "ptr": self.ptr, "flat": self.flat}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__init__(state["surfaces"], state["units"], state["ptr"], state["flat"])  # type: ignore[misc, arg-type]
+
+    @property
+    def n_units(self) -> int:
+        """Number of distinct lexical units (lemmas, norms, masks, symbols)."""
+        return len(self.units)
+
+    def tokenize(self, texts: Sequence[str]) -> TokenBatch:
+        """Tokenize a whole batch: C-level passes over the joined text, one lookup per token."""
+        tokens = fast_split(normalise(" \x00 ".join(texts)))
+        get = self.index.get
+        sid = np.fromiter(map(get, tokens, repeat(-1)), dtype=np.int64, count=len(tokens))
+        unknown = np.flatnonzero(sid < 0)
+        extra: list[str] = []
+        if unknown.size:
+            # Rare forms: split finer, mask, or keep as a new word for this batch only.
+            n_known = len(self.surfaces)
+            seen: dict[str, int] = {}
+            pieces: list[np.ndarray] = []
+            last = 0
+            for pos in unknown.tolist():
+                ids: list[int] = []
+                for piece in FALLBACK_RE.findall(tokens[pos]):
+                    known = get(piece)
+                    if known is None:
+                        mask = mask_of(piece)
+                        if mask is not None:
+                            known = self.mask_sids[mask]
+                        else:
+                            known = seen.get(piece)
+                            if known is None:
+                                known = seen[piece] = n_known + len(extra)
+                                extra.append(piece)
+                    ids.append(known)
+                pieces.append(sid[last:pos])
+                pieces.append(np.asarray(ids, dtype=np.int64))
+                last = pos + 1
+            pieces.append(sid[last:])
+            sid = np.concatenate(pieces)
+        is_sep = sid == 0
+        doc = np.cumsum(is_sep)
+        keep = ~is_sep
+        return TokenBatch(doc[keep], sid[keep], len(texts), len(self.surfaces), tuple(extra))
+
+    def units_of(self, batch: TokenBatch) -> tuple[np.ndarray, np.ndarray]:
+        """Expand surface ids to lexical unit ids (ragged), returning (doc, unit) per unit."""
+        sid = batch.sid
+        known = sid < batch.n_known
+        safe = np.where(known, sid, 0)
+        starts = self.ptr[safe]
+        lengths = np.where(known, self.ptr[safe + 1] - starts, 1)
+        total = int(lengths.sum())
+        offsets = np.repeat(np.cumsum(lengths) - lengths, lengths)
+        within = np.arange(total) - offsets
+        gather = np.repeat(starts, lengths) + within
+        units = np.where(np.repeat(known, lengths), self.flat[np.minimum(gather, len(self.flat) - 1)], self.unk_unit)
+        return np.repeat(batch.doc, lengths), units
+
+    def surface_of(self, sid: int, extra: Sequence[str]) -> str:
+        """The surface string of a surface id (fitted or batch-extra)."""
+        n = len(self.surfaces)
+        return self.surfaces[sid] if sid < n else extra[sid - n]
+
+
+def reference_units(texts: Iterable[str]) -> list[list[str]]:
+    """Lexical units of each text computed by running spaCy on the text itself (slow path).
+
+    Used by tests to check that the vectorised path agrees with spaCy.
+    """
+    nlp = build_nlp()
+    out: list[list[str]] = []
+    for text in texts:
+        units: list[str] = []
+        for surface in split_tokens(text):
+            mask = mask_of(surface)
+            if mask is not None:
+                units.append(mask)
+                continue
+            for tok in nlp(surface):
+                u = tok.norm_ if tok.norm_ != tok.lower_ else (tok.lemma_ or tok.lower_).lower()
+                if u.strip():
+                    units.append(u)
+        out.append(units)
+    return out
