@@ -18,18 +18,18 @@ class LexicalFeatures:
 
     def fit(self, table: TokenTable, batch: TokenBatch) -> LexicalFeatures:
         """Keep n-grams that occur in at least ``min_df`` documents; learn their idf."""
-        doc, units = table.units_of(batch)
-        n_units = table.n_units
+        doc, units, _ = table.marked_units(batch)
+        n_units = 2 * table.n_units
         banned = np.zeros(n_units, dtype=bool)
         for u in (SEP, UNK):
-            banned[table.unit_index[u]] = True
+            banned[table.unit_index[u]] = banned[table.unit_index[u] + table.n_units] = True
         uni_df = _doc_freq(doc, units, n_units)
         uni_df[banned] = 0
         uni_keep = np.flatnonzero(uni_df >= self.min_df)
         self.uni_map_ = np.full(n_units, -1, dtype=np.int64)
         self.uni_map_[uni_keep] = np.arange(uni_keep.size)
         dfs = [uni_df[uni_keep]]
-        names = [table.units[u] for u in uni_keep.tolist()]
+        names = [_unit_name(table, u) for u in uni_keep.tolist()]
         self.bigram_keys_ = np.zeros(0, dtype=np.int64)
         if self.ngram_max >= 2:
             keys, bdoc = _bigrams(doc, units, n_units, banned)
@@ -38,7 +38,7 @@ class LexicalFeatures:
             keep = uniq[counts >= self.min_df]
             self.bigram_keys_ = keep
             dfs.append(counts[counts >= self.min_df])
-            names += [f"{table.units[k // n_units]} {table.units[k % n_units]}" for k in keep.tolist()]
+            names += [f"{_unit_name(table, k // n_units)} {_unit_name(table, k % n_units)}" for k in keep.tolist()]
         self.n_units_ = n_units
         self.n_uni_ = int(uni_keep.size)
         df = np.concatenate(dfs).astype(np.float64)
@@ -53,7 +53,7 @@ class LexicalFeatures:
 
     def transform(self, table: TokenTable, batch: TokenBatch) -> sp.csr_matrix:
         """TF-IDF matrix (rows L2-normalised) for a tokenized batch."""
-        doc, units = table.units_of(batch)
+        doc, units, _ = table.marked_units(batch)
         cols = self.uni_map_[units]
         rows = doc
         if self.bigram_keys_.size:
@@ -80,6 +80,7 @@ class EmbeddingFeatures:
 
     def __init__(self, asset: StaticAsset, table: TokenTable):
         self.asset = asset
+        self.table = table
         sums, counts = asset.encode_words(_embeddable(table.surfaces))
         self.sums = sums
         self.counts = counts
@@ -88,7 +89,8 @@ class EmbeddingFeatures:
         """(embeddings, per-doc normaliser, sums of batch-extra words, their counts)."""
         n_known = batch.n_known
         extra_sums, extra_counts = self.asset.encode_words(batch.extra)
-        known = batch.sid < n_known
+        keep = ~self.table.nominal_negated(batch)
+        known = (batch.sid < n_known) & keep
         shape_k = (batch.n_docs, n_known)
         ck = sp.csr_matrix(
             (np.ones(int(known.sum()), dtype=np.float32), (batch.doc[known], batch.sid[known])), shape=shape_k
@@ -96,7 +98,7 @@ class EmbeddingFeatures:
         emb = np.asarray(ck @ self.sums)
         total = ck @ self.counts
         if batch.extra:
-            unk = ~known
+            unk = (batch.sid >= n_known) & keep
             ce = sp.csr_matrix(
                 (np.ones(int(unk.sum()), dtype=np.float32), (batch.doc[unk], batch.sid[unk] - n_known)),
                 shape=(batch.n_docs, len(batch.extra)),
@@ -109,6 +111,11 @@ class EmbeddingFeatures:
         emb /= norm[:, None]
         scale = np.maximum(total, 1.0) * norm
         return emb.astype(np.float32), scale, extra_sums, extra_counts
+
+
+def _unit_name(table: TokenTable, unit: int) -> str:
+    n = table.n_units
+    return table.units[unit] if unit < n else f"not:{table.units[unit - n]}"
 
 
 def _embeddable(surfaces: list[str]) -> list[str]:

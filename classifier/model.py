@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from spacy.lang.en.stop_words import STOP_WORDS
 from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
@@ -266,18 +267,20 @@ class UXCXClassifier(ClassifierMixin, BaseEstimator):
         embedder = self._embedder()
         if embedder is not None:
             w_emb = centred[:, n_lex:] * self.embedding_weight
-            known = sid < batch.n_known
+            in_emb = ~self.table_.nominal_negated(batch)
+            known = (sid < batch.n_known) & in_emb
             s = np.zeros(sid.size)
             if known.any():
                 s[known] = np.einsum("ij,ij->i", embedder.sums[sid[known]], w_emb[label_idx[doc[known]]])
-            if (~known).any():
-                es = extra["extra_sums"][sid[~known] - batch.n_known]
-                s[~known] = np.einsum("ij,ij->i", es, w_emb[label_idx[doc[~known]]])
+            unknown = (sid >= batch.n_known) & in_emb
+            if unknown.any():
+                es = extra["extra_sums"][sid[unknown] - batch.n_known]
+                s[unknown] = np.einsum("ij,ij->i", es, w_emb[label_idx[doc[unknown]]])
             tok_score += s / extra["scale"][doc]
-        uni = self.table_.units_of(TokenBatch(np.arange(sid.size), sid, sid.size, batch.n_known, batch.extra))
-        ucol = self.lexical_.uni_map_[uni[1]]
+        _, marked, tok_of_unit = self.table_.marked_units(batch)
+        ucol = self.lexical_.uni_map_[marked]
         lookup = dict(zip(zip(rows.tolist(), lex.indices.tolist()), lex_contrib.tolist()))
-        for tpos, col in zip(uni[0].tolist(), ucol.tolist()):
+        for tpos, col in zip(tok_of_unit.tolist(), ucol.tolist()):
             if col >= 0:
                 tok_score[tpos] += lookup.get((int(doc[tpos]), col), 0.0)
         surfaces = np.asarray(
@@ -299,7 +302,7 @@ class UXCXClassifier(ClassifierMixin, BaseEstimator):
             if len(bucket) >= self.evidence_k:
                 continue
             name = nm[j]
-            if name in _NOT_EVIDENCE or not any(ch.isalpha() for ch in name) or name in bucket:
+            if name in _NOT_EVIDENCE or name in STOP_WORDS or not any(ch.isalpha() for ch in name) or name in bucket:
                 continue
             bucket.append(name)
         return [tuple(x) for x in result]

@@ -115,7 +115,7 @@ def mask_of(token: str) -> str | None:
         "." in token and not token[0].isdigit() and like_url(token)
     ):
         return MASK_URL
-    if token[0].isdigit() or like_num(token):
+    if token[0].isdigit() or (token[0] in "+-.," and like_num(token)):
         return MASK_NUM
     return None
 
@@ -174,6 +174,10 @@ class TokenTable:
         self.flat = flat
         self.mask_sids = {m: self.index[m] for m in MASKS}
         self.unk_unit = self.unit_index[UNK]
+        self.unit_negator = np.asarray([u in NEGATORS for u in self.units], dtype=bool)
+        self.unit_boundary = np.asarray([u in SCOPE_ENDS or u == SEP for u in self.units], dtype=bool)
+        self.surface_negator = np.asarray([x in NOMINAL_NEGATORS for x in self.surfaces], dtype=bool)
+        self.surface_boundary = np.asarray([x in SCOPE_ENDS or x == SEP for x in self.surfaces], dtype=bool)
 
     @classmethod
     def build(cls, forms: Iterable[str], batch_size: int = 2000) -> TokenTable:
@@ -229,7 +233,11 @@ class TokenTable:
 
     def tokenize(self, texts: Sequence[str]) -> TokenBatch:
         """Tokenize a whole batch: C-level passes over the joined text, one lookup per token."""
-        tokens = fast_split(normalise(" \x00 ".join(texts)))
+        joined = " \x00 ".join(texts)
+        if joined.count("\x00") != max(len(texts) - 1, 0):
+            # A text holding the separator itself: blank it out so batch boundaries stay exact.
+            joined = " \x00 ".join(t.replace("\x00", " ") for t in texts)
+        tokens = fast_split(normalise(joined))
         get = self.index.get
         sid = np.fromiter(map(get, tokens, repeat(-1)), dtype=np.int64, count=len(tokens))
         unknown = np.flatnonzero(sid < 0)
@@ -266,6 +274,11 @@ class TokenTable:
 
     def units_of(self, batch: TokenBatch) -> tuple[np.ndarray, np.ndarray]:
         """Expand surface ids to lexical unit ids (ragged), returning (doc, unit) per unit."""
+        doc, units, _ = self.units_with_tokens(batch)
+        return doc, units
+
+    def units_with_tokens(self, batch: TokenBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(doc, unit, index of the surface token it came from) per unit."""
         sid = batch.sid
         known = sid < batch.n_known
         safe = np.where(known, sid, 0)
@@ -276,7 +289,22 @@ class TokenTable:
         within = np.arange(total) - offsets
         gather = np.repeat(starts, lengths) + within
         units = np.where(np.repeat(known, lengths), self.flat[np.minimum(gather, len(self.flat) - 1)], self.unk_unit)
-        return np.repeat(batch.doc, lengths), units
+        return np.repeat(batch.doc, lengths), units, np.repeat(np.arange(sid.size), lengths)
+
+    def marked_units(self, batch: TokenBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Like units_with_tokens, with units inside a negation scope shifted by n_units."""
+        doc, units, tok = self.units_with_tokens(batch)
+        neg = negation_scope(doc, self.unit_negator[units], self.unit_boundary[units])
+        return doc, units + self.n_units * neg, tok
+
+    def nominal_negated(self, batch: TokenBatch) -> np.ndarray:
+        """Per surface token: inside the scope of "no", "without", ... (left out of the embedding)."""
+        sid = batch.sid
+        known = sid < batch.n_known
+        safe = np.where(known, sid, 0)
+        trig = self.surface_negator[safe] & known
+        bound = self.surface_boundary[safe] & known
+        return negation_scope(batch.doc, trig, bound)
 
     def surface_of(self, sid: int, extra: Sequence[str]) -> str:
         """The surface string of a surface id (fitted or batch-extra)."""
@@ -304,3 +332,23 @@ def reference_units(texts: Iterable[str]) -> list[list[str]]:
                     units.append(u)
         out.append(units)
     return out
+
+
+#: Units that open a negation scope, and those that close it.
+NEGATORS = frozenset({"not", "no", "never", "without", "nothing", "none", "nobody", "nor", "neither", "zero"})
+#: Negators that deny a thing rather than an action ("no crashes"): the negated words then carry
+#: no meaning for the embedding, while "not loading" still means something is wrong.
+NOMINAL_NEGATORS = frozenset({"no", "without", "nothing", "none", "zero", "nobody"})
+SCOPE_ENDS = frozenset({".", ",", "!", "?", ";", ":", "but", "however", "although", "though", "yet", "-", "(", ")"})
+
+
+def negation_scope(doc: np.ndarray, trigger: np.ndarray, boundary: np.ndarray) -> np.ndarray:
+    """True for tokens after a trigger and before the next boundary in the same text (vectorised)."""
+    n = doc.size
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    start = np.ones(n, dtype=bool)
+    start[1:] = (doc[1:] != doc[:-1]) | boundary[1:] | boundary[:-1]
+    first = np.maximum.accumulate(np.where(start, np.arange(n), 0))
+    before = np.cumsum(trigger) - trigger
+    return ((before - before[first]) > 0) & ~boundary & ~trigger

@@ -33,7 +33,7 @@ def frequent_words(limit: int) -> list[str]:
     return words[:limit]
 
 
-def distill(out_dir: Path, vocab_words: int = 40000, pca_dims: int = 256) -> Path:
+def distill(out_dir: Path, vocab_words: int = 0, pca_dims: int = 256) -> Path:
     """Distil the teacher into a model2vec folder (torch needed), return its path."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import importlib
@@ -43,7 +43,7 @@ def distill(out_dir: Path, vocab_words: int = 40000, pca_dims: int = 256) -> Pat
     teacher = Path(importlib.import_module(TEACHER_PACKAGE).__file__).parent / "model"  # type: ignore[arg-type]
     known = set(json.loads((teacher / "tokenizer.json").read_text())["model"]["vocab"])
     extra = [w for w in frequent_words(vocab_words) if w not in known]
-    model = m2v_distill(model_name=str(teacher), vocabulary=extra, pca_dims=pca_dims)
+    model = m2v_distill(model_name=str(teacher), vocabulary=extra or None, pca_dims=pca_dims)
     model.save_pretrained(str(out_dir))
     return out_dir
 
@@ -68,7 +68,7 @@ def package(model2vec_dir: Path, asset_dir: Path, provenance: dict[str, object])
     return manifest
 
 
-def build(asset_dir: Path, vocab_words: int = 40000, pca_dims: int = 256) -> dict[str, object]:
+def build(asset_dir: Path, vocab_words: int = 0, pca_dims: int = 256) -> dict[str, object]:
     """Distil and package in one go."""
     with tempfile.TemporaryDirectory() as tmp:
         m2v = distill(Path(tmp) / "m2v", vocab_words, pca_dims)

@@ -1,0 +1,47 @@
+# uxcx: the front door. `make help` lists the targets.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+UXCX   := $(BIN)/uxcx
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+
+.PHONY: help install train eval test bench asset run clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(BIN)/uxcx: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(BIN)/uxcx  ## create .venv and install uxcx (editable) with dev extras
+
+train: install  ## train a new model version on training/data and make it current
+	$(UXCX) train
+
+eval: install  ## evaluate the current model on the held-out split and on real-dev when present
+	$(UXCX) evaluate
+	@if [ -f ../shared/data/real-dev.jsonl ]; then $(UXCX) evaluate --data ../shared/data/real-dev.jsonl; fi
+
+test: install  ## run the test suite (trains a model first if there is none)
+	@[ -f models/current ] || $(UXCX) train
+	$(BIN)/pytest -q
+
+bench: install  ## accuracy and speed of uxcx vs fastText, spaCy textcat, TF-IDF+LR
+	@[ -f models/current ] || $(UXCX) train
+	$(BIN)/python -m bench.compare
+
+asset: install  ## rebuild the static embedding asset (installs the optional torch extra)
+	$(BIN)/pip install --quiet -e '.[asset]'
+	$(UXCX) asset build
+	$(UXCX) asset verify
+
+run: install  ## install, train if there is no current model, and serve
+	@[ -f models/current ] || $(UXCX) train
+	$(UXCX) serve --host $(HOST) --port $(PORT)
+
+clean:  ## remove the virtualenv and caches (keeps models/)
+	rm -rf $(VENV) .pytest_cache build *.egg-info
