@@ -92,8 +92,10 @@ class EmbeddingFeatures:
         keep = ~self.table.nominal_negated(batch)
         known = (batch.sid < n_known) & keep
         shape_k = (batch.n_docs, n_known)
+        # Tokens arrive in document order, so the CSR structure is just the per-document counts.
         ck = sp.csr_matrix(
-            (np.ones(int(known.sum()), dtype=np.float32), (batch.doc[known], batch.sid[known])), shape=shape_k
+            (np.ones(int(known.sum()), dtype=np.float32), batch.sid[known], _indptr(batch.doc[known], batch.n_docs)),
+            shape=shape_k,
         )
         emb = np.asarray(ck @ self.sums)
         total = ck @ self.counts
@@ -111,6 +113,12 @@ class EmbeddingFeatures:
         emb /= norm[:, None]
         scale = np.maximum(total, 1.0) * norm
         return emb.astype(np.float32), scale, extra_sums, extra_counts
+
+
+def _indptr(doc: np.ndarray, n_docs: int) -> np.ndarray:
+    ptr = np.zeros(n_docs + 1, dtype=np.int64)
+    np.cumsum(np.bincount(doc, minlength=n_docs), out=ptr[1:])
+    return ptr
 
 
 def _unit_name(table: TokenTable, unit: int) -> str:

@@ -60,13 +60,13 @@ class UXCXClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(
         self,
-        C: float = 4.0,
+        C: float = 16.0,
         topic_C: float = 4.0,
-        embedding_weight: float = 1.0,
+        embedding_weight: float = 0.5,
         use_embeddings: bool = True,
         min_df: int = 2,
         ngram_max: int = 2,
-        class_weight: str | None = "balanced",
+        class_weight: str | None = None,
         calibrate: bool = True,
         cv: int = 5,
         both_threshold: float = 0.5,
@@ -138,6 +138,7 @@ class UXCXClassifier(ClassifierMixin, BaseEstimator):
         t_idx = np.asarray([TOPICS.index(t) for t in topic_arr])
         self.topic_head_ = self._lr(self.topic_C).fit(feats, t_idx)
         self._topic_mask = None
+        self._heads = None
         return self
 
     def _lr(self, C: float, balanced: bool = True) -> LogisticRegression:
@@ -188,16 +189,44 @@ class UXCXClassifier(ClassifierMixin, BaseEstimator):
         state = self.__dict__.copy()
         state["_runtime"] = None
         state["_topic_mask"] = None
+        state["_ok_surface"] = None
+        state["_ok_feature"] = None
+        state["_heads"] = None
         return state
 
     # ------------------------------------------------------------- predict
+    def _stacked_heads(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """All heads as one weight matrix (lexical rows, embedding rows) and one bias vector.
+
+        Columns: the 3 label logits, the ux and cx issue logits, the 15 topic logits.
+        """
+        if getattr(self, "_heads", None) is None:
+            issue = [self.issue_heads_[k] for k in (Label.UX.value, Label.CX.value)]
+            coef = np.vstack([self.label_head_.coef_, *(h.coef_ for h in issue), self.topic_head_.coef_])
+            bias = np.concatenate([self.label_head_.intercept_, *(h.intercept_ for h in issue), self.topic_head_.intercept_])
+            n_lex = self.lexical_.n_features
+            w_lex = np.ascontiguousarray(coef[:, :n_lex].T, dtype=np.float64)
+            w_emb = np.ascontiguousarray(coef[:, n_lex:].T * self.embedding_weight, dtype=np.float64)
+            self._heads = (w_lex, w_emb, bias)
+        return self._heads
+
+    def _logits(self, batch: TokenBatch) -> tuple[np.ndarray, dict[str, Any]]:
+        """Logits of every head for a batch, without building the stacked feature matrix."""
+        w_lex, w_emb, bias = self._stacked_heads()
+        lex = self.lexical_.transform(self.table_, batch)
+        extra: dict[str, Any] = {"lex": lex}
+        logits = lex @ w_lex + bias
+        embedder = self._embedder()
+        if embedder is not None:
+            emb, scale, extra_sums, _ = embedder.transform(batch)
+            extra.update(scale=scale, extra_sums=extra_sums)
+            logits += emb @ w_emb
+        return logits, extra
+
     def predict_proba(self, X: Sequence[str]) -> np.ndarray:
         """Calibrated probabilities, columns in ``classes_`` order (ux, cx, other)."""
-        feats, _ = self._features(self.table_.tokenize(_check_texts(X)))
-        return self._label_proba(feats)
-
-    def _label_proba(self, feats: sp.csr_matrix) -> np.ndarray:
-        return softmax(self.label_head_.decision_function(feats) / self.temperature_, axis=1)
+        logits, _ = self._logits(self.table_.tokenize(_check_texts(X)))
+        return softmax(logits[:, :3] / self.temperature_, axis=1)
 
     def predict(self, X: Sequence[str]) -> np.ndarray:
         """Primary labels."""
@@ -209,16 +238,17 @@ class UXCXClassifier(ClassifierMixin, BaseEstimator):
         if not texts:
             return []
         batch = self.table_.tokenize(texts)
-        feats, extra = self._features(batch)
-        proba = self._label_proba(feats)
+        logits, extra = self._logits(batch)
+        proba = softmax(logits[:, :3] / self.temperature_, axis=1)
         label_idx = proba.argmax(axis=1)
-        issue_p = {k: h.predict_proba(feats)[:, 1] for k, h in self.issue_heads_.items()}
-        topic_p = self.topic_head_.predict_proba(feats)
+        issue_p = {Label.UX.value: logits[:, 3] >= _logit(self.both_threshold), Label.CX.value: logits[:, 4] >= _logit(self.both_threshold)}
         if self._topic_mask is None:
             self._topic_mask = np.asarray(
                 [[LABEL_OF_TOPIC[t] == lab for t in TOPICS] for lab in LABELS], dtype=float
             )
-        topic_idx = (topic_p * self._topic_mask[label_idx]).argmax(axis=1)
+        topic_logits = logits[:, 5:]
+        topic_idx = np.where(self._topic_mask[label_idx] > 0, topic_logits, -np.inf).argmax(axis=1)
+        feats = extra["lex"]
         ev = self._evidence(batch, feats, extra, label_idx) if evidence and self.evidence_k > 0 else None
 
         out: list[Prediction] = []
@@ -229,7 +259,7 @@ class UXCXClassifier(ClassifierMixin, BaseEstimator):
                 labs: tuple[str, ...] = (other,)
             else:
                 second = cx if lab == ux else ux
-                labs = (lab, second) if issue_p[second][i] >= self.both_threshold else (lab,)
+                labs = (lab, second) if issue_p[second][i] else (lab,)
             p = proba[i]
             out.append(
                 Prediction(
@@ -247,21 +277,16 @@ class UXCXClassifier(ClassifierMixin, BaseEstimator):
     def _evidence(
         self, batch: TokenBatch, feats: sp.csr_matrix, extra: dict[str, Any], label_idx: np.ndarray
     ) -> list[tuple[str, ...]]:
-        """Words and phrases whose features pushed the chosen label up the most."""
+        """Words and phrases whose features pushed the chosen label up the most (vectorised)."""
         coef = self.label_head_.coef_
         centred = coef - coef.mean(axis=0, keepdims=True)
         lex: sp.csr_matrix = extra["lex"]
         n_lex = lex.shape[1]
         rows = np.repeat(np.arange(lex.shape[0]), np.diff(lex.indptr))
         lex_contrib = lex.data * centred[label_idx[rows], lex.indices]
-        names = self.lexical_.feature_names_
-        is_bigram = lex.indices >= self.lexical_.n_uni_
+        n_uni = self.lexical_.n_uni_
 
-        cand_rows = [rows[is_bigram]]
-        cand_score = [lex_contrib[is_bigram]]
-        cand_name: list[np.ndarray] = [np.asarray([names[j] for j in lex.indices[is_bigram].tolist()], dtype=object)]
-
-        # Per token: the unigram weight of its lemma plus its share of the embedding term.
+        # Per token: the unigram weight of its lemma(s) plus its share of the embedding term.
         doc, sid = batch.doc, batch.sid
         tok_score = np.zeros(sid.size)
         embedder = self._embedder()
@@ -269,43 +294,82 @@ class UXCXClassifier(ClassifierMixin, BaseEstimator):
             w_emb = centred[:, n_lex:] * self.embedding_weight
             in_emb = ~self.table_.nominal_negated(batch)
             known = (sid < batch.n_known) & in_emb
-            s = np.zeros(sid.size)
             if known.any():
-                s[known] = np.einsum("ij,ij->i", embedder.sums[sid[known]], w_emb[label_idx[doc[known]]])
+                tok_score[known] = np.einsum("ij,ij->i", embedder.sums[sid[known]], w_emb[label_idx[doc[known]]])
             unknown = (sid >= batch.n_known) & in_emb
             if unknown.any():
                 es = extra["extra_sums"][sid[unknown] - batch.n_known]
-                s[unknown] = np.einsum("ij,ij->i", es, w_emb[label_idx[doc[unknown]]])
-            tok_score += s / extra["scale"][doc]
-        _, marked, tok_of_unit = self.table_.marked_units(batch)
+                tok_score[unknown] = np.einsum("ij,ij->i", es, w_emb[label_idx[doc[unknown]]])
+            tok_score /= extra["scale"][doc]
+        udoc, marked, tok_of_unit = self.table_.marked_units(batch)
         ucol = self.lexical_.uni_map_[marked]
-        lookup = dict(zip(zip(rows.tolist(), lex.indices.tolist()), lex_contrib.tolist()))
-        for tpos, col in zip(tok_of_unit.tolist(), ucol.tolist()):
-            if col >= 0:
-                tok_score[tpos] += lookup.get((int(doc[tpos]), col), 0.0)
-        surfaces = np.asarray(
-            [self.table_.surface_of(s_, batch.extra) for s_ in sid.tolist()], dtype=object
-        )
-        cand_rows.append(doc)
-        cand_score.append(tok_score)
-        cand_name.append(surfaces)
+        has = ucol >= 0
+        if has.any() and lex.nnz:
+            # Look the (row, column) pairs up in the CSR matrix: its keys are sorted row-major.
+            keys = rows.astype(np.int64) * n_lex + lex.indices
+            want = udoc[has].astype(np.int64) * n_lex + ucol[has]
+            pos = np.minimum(np.searchsorted(keys, want), keys.size - 1)
+            hit = keys[pos] == want
+            np.add.at(tok_score, tok_of_unit[has][hit], lex_contrib[pos[hit]])
 
-        r = np.concatenate(cand_rows)
-        sc = np.concatenate(cand_score)
-        nm = np.concatenate(cand_name)
-        order = np.lexsort((-sc, r))
+        ok = self._evidence_ok(sid, batch)
+        if getattr(self, "_ok_feature", None) is None:
+            self._ok_feature = np.asarray([_showable_phrase(n) for n in self.lexical_.feature_names_], dtype=bool)
+        is_bigram = (lex.indices >= n_uni) & self._ok_feature[lex.indices]
+        # Candidates: tokens (kind 0, id = surface id) and bigrams (kind 1, id = feature column).
+        c_row = np.concatenate([doc[ok], rows[is_bigram]])
+        c_score = np.concatenate([tok_score[ok], lex_contrib[is_bigram]])
+        c_kind = np.concatenate([np.zeros(int(ok.sum()), dtype=np.int8), np.ones(int(is_bigram.sum()), dtype=np.int8)])
+        c_id = np.concatenate([sid[ok], lex.indices[is_bigram]])
+        pos_ = c_score > 0
+        c_row, c_score, c_kind, c_id = c_row[pos_], c_score[pos_], c_kind[pos_], c_id[pos_]
+        # One float sort: by row, then by falling score (tanh keeps scores inside the row's band).
+        order = np.argsort(c_row * 4.0 + (1.0 - np.tanh(c_score)), kind="stable")
+        c_row, c_kind, c_id = c_row[order], c_kind[order], c_id[order]
+        # A word that occurs twice has the same score, so its copies sit side by side.
+        fresh = np.ones(c_row.size, dtype=bool)
+        fresh[1:] = (c_row[1:] != c_row[:-1]) | (c_kind[1:] != c_kind[:-1]) | (c_id[1:] != c_id[:-1])
+        c_row, c_kind, c_id = c_row[fresh], c_kind[fresh], c_id[fresh]
+        starts = np.searchsorted(c_row, c_row, side="left")
+        keep = (np.arange(c_row.size) - starts) < self.evidence_k
         result: list[list[str]] = [[] for _ in range(batch.n_docs)]
-        for j in order.tolist():
-            if sc[j] <= 0:
-                continue
-            bucket = result[r[j]]
-            if len(bucket) >= self.evidence_k:
-                continue
-            name = nm[j]
-            if name in _NOT_EVIDENCE or name in STOP_WORDS or not any(ch.isalpha() for ch in name) or name in bucket:
-                continue
-            bucket.append(name)
+        names = self.lexical_.feature_names_
+        for r, kind, ident in zip(c_row[keep].tolist(), c_kind[keep].tolist(), c_id[keep].tolist()):
+            result[r].append(_display(names[ident]) if kind else self.table_.surface_of(ident, batch.extra))
         return [tuple(x) for x in result]
+
+    def _evidence_ok(self, sid: np.ndarray, batch: TokenBatch) -> np.ndarray:
+        """Tokens that may be shown as evidence: words, not masks, stop words or punctuation."""
+        if getattr(self, "_ok_surface", None) is None:
+            self._ok_surface = np.asarray([_showable(s) for s in self.table_.surfaces], dtype=bool)
+        ok = np.zeros(sid.size, dtype=bool)
+        known = sid < batch.n_known
+        ok[known] = self._ok_surface[sid[known]]
+        if batch.extra:
+            extra_ok = np.asarray([_showable(s) for s in batch.extra], dtype=bool)
+            ok[~known] = extra_ok[sid[~known] - batch.n_known]
+        return ok
+
+
+def _showable_phrase(name: str) -> bool:
+    parts = [p.removeprefix("not:") for p in name.split(" ")]
+    return not any(p in _NOT_EVIDENCE for p in parts) and any(_showable(p) for p in parts)
+
+
+def _display(name: str) -> str:
+    # Units inside a negation scope are named "not:<lemma>"; show them as plain words after "not".
+    parts = name.split(" ")
+    plain = " ".join(p.removeprefix("not:") for p in parts)
+    return f"not {plain}" if parts[0].startswith("not:") else plain
+
+
+def _showable(word: str) -> bool:
+    return word not in _NOT_EVIDENCE and word not in STOP_WORDS and any(ch.isalpha() for ch in word)
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-9), 1 - 1e-9)
+    return float(np.log(p / (1 - p)))
 
 
 _LOCK = threading.Lock()

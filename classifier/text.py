@@ -46,7 +46,7 @@ EMAIL_DOMAIN_RE = re.compile(r"@[\w-]+(?:\.[\w-]+)+")
 URL_CHAR = "\ue000"
 EMAIL_CHAR = "\ue001"
 USER_CHAR = "\ue002"
-_TRANSLATE = str.maketrans({"\u2019": "'", "\u2018": "'", "`": "'", "\u00b4": "'", **{str(d): "0" for d in range(1, 10)}})
+_REPLACEMENTS = (("\u2019", "'"), ("\u2018", "'"), ("`", "'"), ("\u00b4", "'"), *((str(d), "0") for d in range(1, 10)))
 _REDACTION_RE = re.compile(r"x{2,}(?:[/.\-]x{2,})*(?:[/.\-]\d+)?")
 _HANDLE_RE = re.compile(r"@\w+")
 _PUNCT = "!?.,;:-()[]{}\"/\\*&%$£€#+=<>|~^_'"
@@ -84,7 +84,12 @@ def fast_split(text: str) -> list[str]:
 
 def normalise(text: str) -> str:
     """Unicode-normalise and lower-case one text the same way the batch path does."""
-    return unicodedata.normalize("NFKC", text).lower().translate(_TRANSLATE)
+    text = unicodedata.normalize("NFKC", text).lower()
+    # str.replace runs at memory speed; translate() drops to a slow path on non-ASCII text.
+    for old, new in _REPLACEMENTS:
+        if old in text:
+            text = text.replace(old, new)
+    return text
 
 
 def split_tokens(text: str) -> list[str]:

@@ -1,4 +1,4 @@
-"""The `uxcx` command: train, evaluate, classify, data checks, the embedding asset."""
+"""The `uxcx` command: train, evaluate, classify, serve, data checks, the embedding asset."""
 
 from __future__ import annotations
 
@@ -222,6 +222,24 @@ def cmd_asset_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+# -------------------------------------------------------------------- serve
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from classifier import artifacts
+
+    models_dir = _models_dir(args)
+    try:
+        artifacts.verify(models_dir, artifacts.current_version(models_dir) or "")
+    except artifacts.ArtifactError as exc:
+        _print_err(f"cannot serve: {exc}")
+        return 2
+    # The app factory reads its settings from the environment, in every worker process.
+    os.environ["UXCX_MODELS_DIR"] = str(models_dir.resolve())
+    uvicorn.run("service.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers, log_level="info")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `uxcx`."""
     p = argparse.ArgumentParser(prog="uxcx", description="Classify customer feedback as UX issue, CX issue, both or neither.")
@@ -262,6 +280,12 @@ def build_parser() -> argparse.ArgumentParser:
     ds.add_argument("--fraction", type=float, default=0.15)
     ds.add_argument("--seed", type=int, default=13)
     ds.set_defaults(func=cmd_data_split)
+
+    sv = sub.add_parser("serve", help="serve the HTTP API (uvicorn)")
+    sv.add_argument("--host", default="127.0.0.1")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--workers", type=int, default=1, help="worker processes, each loading the model once")
+    sv.set_defaults(func=cmd_serve)
 
     a = sub.add_parser("asset", help="the static embedding asset")
     asub = a.add_subparsers(dest="asset_command", required=True)
