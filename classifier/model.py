@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -28,15 +27,14 @@ from classifier.labels import LABEL_OF_TOPIC, LABELS, TOPICS, TOPICS_BY_LABEL, L
 from classifier.text import MASKS, SEP, TokenBatch, TokenTable, english_forms, split_tokens
 
 
-@dataclass(frozen=True)
-class Prediction:
-    """The model's answer for one text."""
+class Prediction(NamedTuple):
+    """The model's answer for one text (immutable; a named tuple is cheap to build in bulk)."""
 
     label: str
     labels: tuple[str, ...]
     topic: str
     confidence: float
-    scores: dict[str, float] = field(default_factory=dict)
+    scores: dict[str, float]
     evidence: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
@@ -61,7 +59,8 @@ class UXCXClassifier(ClassifierMixin, BaseEstimator):
     def __init__(
         self,
         C: float = 16.0,
-        topic_C: float = 4.0,
+        topic_C: float = 16.0,
+        topic_mix: float = 0.5,
         embedding_weight: float = 0.5,
         use_embeddings: bool = True,
         min_df: int = 2,
@@ -77,6 +76,7 @@ class UXCXClassifier(ClassifierMixin, BaseEstimator):
     ):
         self.C = C
         self.topic_C = topic_C
+        self.topic_mix = topic_mix
         self.embedding_weight = embedding_weight
         self.use_embeddings = use_embeddings
         self.min_df = min_df
@@ -127,16 +127,16 @@ class UXCXClassifier(ClassifierMixin, BaseEstimator):
         self.classes_ = np.asarray(LABELS, dtype=object)
         y_idx = np.asarray([LABELS.index(v) for v in y_arr])
         self.label_head_ = self._lr(self.C).fit(feats, y_idx)
-        self.temperature_ = self._fit_temperature(feats, y_idx) if self.calibrate else 1.0
+        self.topics_ = np.asarray(TOPICS, dtype=object)
+        t_idx = np.asarray([TOPICS.index(t) for t in topic_arr])
+        self.topic_head_ = self._lr(self.topic_C).fit(feats, t_idx)
+        self.temperature_ = self._fit_temperature(feats, y_idx, t_idx) if self.calibrate else 1.0
 
         self.issue_heads_ = {}
         for issue in (Label.UX.value, Label.CX.value):
             target = np.asarray([issue in m for m in multi], dtype=int)
             self.issue_heads_[issue] = self._lr(self.C, balanced=False).fit(feats, target)
 
-        self.topics_ = np.asarray(TOPICS, dtype=object)
-        t_idx = np.asarray([TOPICS.index(t) for t in topic_arr])
-        self.topic_head_ = self._lr(self.topic_C).fit(feats, t_idx)
         self._topic_mask = None
         self._heads = None
         return self
@@ -149,16 +149,28 @@ class UXCXClassifier(ClassifierMixin, BaseEstimator):
             random_state=self.random_state,
         )
 
-    def _fit_temperature(self, feats: sp.csr_matrix, y_idx: np.ndarray) -> float:
-        """One temperature for the label head, fitted on out-of-fold logits (NLL)."""
+    def _mixed_scores(self, label_logits: np.ndarray, topic_logits: np.ndarray) -> np.ndarray:
+        """Label log-scores: the label head mixed with the topic head summed up to its labels.
+
+        The 15-way topic head sees finer structure; its view of the label is a second opinion
+        that generalises better to real text than the 3-way head alone.
+        """
+        topic_to_label = np.log(softmax(topic_logits, axis=1) @ _TOPIC_TO_LABEL + 1e-12)
+        return (1.0 - self.topic_mix) * log_softmax(label_logits, axis=1) + self.topic_mix * topic_to_label
+
+    def _fit_temperature(self, feats: sp.csr_matrix, y_idx: np.ndarray, t_idx: np.ndarray) -> float:
+        """One temperature for the label scores, fitted on out-of-fold scores (NLL)."""
         folds = StratifiedKFold(n_splits=self.cv, shuffle=True, random_state=self.random_state)
-        logits = np.zeros((feats.shape[0], len(LABELS)))
-        for train, test in folds.split(np.zeros(len(y_idx)), y_idx):
-            head = clone(self.label_head_).fit(feats[train], y_idx[train])
-            logits[test] = head.decision_function(feats[test])
+        scores = np.zeros((feats.shape[0], len(LABELS)))
+        for train, test in folds.split(np.zeros(len(t_idx)), t_idx):
+            label_head = clone(self.label_head_).fit(feats[train], y_idx[train])
+            topic_head = clone(self.topic_head_).fit(feats[train], t_idx[train])
+            topic_logits = np.full((test.size, len(TOPICS)), -1e9)
+            topic_logits[:, topic_head.classes_] = topic_head.decision_function(feats[test])
+            scores[test] = self._mixed_scores(label_head.decision_function(feats[test]), topic_logits)
 
         def nll(t: float) -> float:
-            return float(-log_softmax(logits / t, axis=1)[np.arange(len(y_idx)), y_idx].mean())
+            return float(-log_softmax(scores / t, axis=1)[np.arange(len(y_idx)), y_idx].mean())
 
         return float(minimize_scalar(nll, bounds=(0.05, 20.0), method="bounded").x)
 
@@ -202,8 +214,13 @@ class UXCXClassifier(ClassifierMixin, BaseEstimator):
         """
         if getattr(self, "_heads", None) is None:
             issue = [self.issue_heads_[k] for k in (Label.UX.value, Label.CX.value)]
-            coef = np.vstack([self.label_head_.coef_, *(h.coef_ for h in issue), self.topic_head_.coef_])
-            bias = np.concatenate([self.label_head_.intercept_, *(h.intercept_ for h in issue), self.topic_head_.intercept_])
+            # Topics absent from the training data keep a hopeless bias, so columns stay aligned.
+            topic_coef = np.zeros((len(TOPICS), self.label_head_.coef_.shape[1]))
+            topic_bias = np.full(len(TOPICS), -1e9)
+            topic_coef[self.topic_head_.classes_] = self.topic_head_.coef_
+            topic_bias[self.topic_head_.classes_] = self.topic_head_.intercept_
+            coef = np.vstack([self.label_head_.coef_, *(h.coef_ for h in issue), topic_coef])
+            bias = np.concatenate([self.label_head_.intercept_, *(h.intercept_ for h in issue), topic_bias])
             n_lex = self.lexical_.n_features
             w_lex = np.ascontiguousarray(coef[:, :n_lex].T, dtype=np.float64)
             w_emb = np.ascontiguousarray(coef[:, n_lex:].T * self.embedding_weight, dtype=np.float64)
@@ -226,7 +243,10 @@ class UXCXClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X: Sequence[str]) -> np.ndarray:
         """Calibrated probabilities, columns in ``classes_`` order (ux, cx, other)."""
         logits, _ = self._logits(self.table_.tokenize(_check_texts(X)))
-        return softmax(logits[:, :3] / self.temperature_, axis=1)
+        return self._label_proba(logits)
+
+    def _label_proba(self, logits: np.ndarray) -> np.ndarray:
+        return softmax(self._mixed_scores(logits[:, :3], logits[:, 5:]) / self.temperature_, axis=1)
 
     def predict(self, X: Sequence[str]) -> np.ndarray:
         """Primary labels."""
@@ -239,7 +259,7 @@ class UXCXClassifier(ClassifierMixin, BaseEstimator):
             return []
         batch = self.table_.tokenize(texts)
         logits, extra = self._logits(batch)
-        proba = softmax(logits[:, :3] / self.temperature_, axis=1)
+        proba = self._label_proba(logits)
         label_idx = proba.argmax(axis=1)
         issue_p = {Label.UX.value: logits[:, 3] >= _logit(self.both_threshold), Label.CX.value: logits[:, 4] >= _logit(self.both_threshold)}
         if self._topic_mask is None:
@@ -373,6 +393,7 @@ def _logit(p: float) -> float:
 
 
 _LOCK = threading.Lock()
+_TOPIC_TO_LABEL = np.asarray([[LABEL_OF_TOPIC[t] == lab for lab in LABELS] for t in TOPICS], dtype=float)
 _NOT_EVIDENCE = {SEP, *MASKS, "\ue000", "\ue001", "\ue002"}
 
 

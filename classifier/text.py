@@ -34,7 +34,9 @@ _MASK_CHARS = {"\ue000": MASK_URL, "\ue001": MASK_EMAIL, "\ue002": MASK_USER}
 # by one C-level substitution and the batch is split on whitespace. Tokens the table does
 # not know are split again by FALLBACK_RE, which mirrors spaCy's finer rules.
 URL_RE = re.compile(r"(?:https?://|www\.)\S+")
-PUNCT_RE = re.compile(r"@\w+|[^\w\s']")
+HANDLE_RE = re.compile(r"@\w+")
+# A plain character class lets the regex engine scan ahead fast; an alternation here costs 2x.
+PUNCT_RE = re.compile(r"[^\w\s']")
 FALLBACK_RE = re.compile(
     r"x{2,}(?:[/.\-]x{2,})*(?:[/.\-]\d+)?(?![^\W\d_])"
     r"|\d+(?:[.,:/\-]\d+)*"
@@ -53,8 +55,7 @@ _PUNCT = "!?.,;:-()[]{}\"/\\*&%$£€#+=<>|~^_'"
 
 
 def _space_out(match: re.Match[str]) -> str:
-    token = match.group()
-    return f" {USER_CHAR} " if len(token) > 1 else f" {token} "
+    return " " + match.group() + " "
 
 
 def _mask_emails(text: str) -> str:
@@ -78,7 +79,7 @@ def _mask_emails(text: str) -> str:
 
 def fast_split(text: str) -> list[str]:
     """First-pass tokens of an already normalised text (or a whole joined batch)."""
-    text = _mask_emails(URL_RE.sub(f" {URL_CHAR} ", text))
+    text = HANDLE_RE.sub(f" {USER_CHAR} ", _mask_emails(URL_RE.sub(f" {URL_CHAR} ", text)))
     return PUNCT_RE.sub(_space_out, text).split()
 
 
