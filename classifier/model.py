@@ -8,6 +8,7 @@ and the topic. Everything per text is vectorised over the batch.
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -162,9 +163,12 @@ class UXCXClassifier(ClassifierMixin, BaseEstimator):
         """One temperature for the label scores, fitted on out-of-fold scores (NLL)."""
         folds = StratifiedKFold(n_splits=self.cv, shuffle=True, random_state=self.random_state)
         scores = np.zeros((feats.shape[0], len(LABELS)))
-        for train, test in folds.split(np.zeros(len(t_idx)), t_idx):
+        for train, test in folds.split(np.zeros(len(y_idx)), y_idx):
             label_head = clone(self.label_head_).fit(feats[train], y_idx[train])
-            topic_head = clone(self.topic_head_).fit(feats[train], t_idx[train])
+            with warnings.catch_warnings():
+                # sklearn's "could be a regression problem" hint fires on small folds with 15 topics.
+                warnings.filterwarnings("ignore", message="The number of unique classes is greater than 50%")
+                topic_head = clone(self.topic_head_).fit(feats[train], t_idx[train])
             topic_logits = np.full((test.size, len(TOPICS)), -1e9)
             topic_logits[:, topic_head.classes_] = topic_head.decision_function(feats[test])
             scores[test] = self._mixed_scores(label_head.decision_function(feats[test]), topic_logits)
