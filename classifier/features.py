@@ -81,7 +81,7 @@ class EmbeddingFeatures:
     def __init__(self, asset: StaticAsset, table: TokenTable):
         self.asset = asset
         self.table = table
-        sums, counts = asset.encode_words(_embeddable(table.surfaces))
+        sums, counts = asset.encode_words(_embeddable(table))
         self.sums = sums
         self.counts = counts
 
@@ -126,10 +126,13 @@ def _unit_name(table: TokenTable, unit: int) -> str:
     return table.units[unit] if unit < n else f"not:{table.units[unit - n]}"
 
 
-def _embeddable(surfaces: list[str]) -> list[str]:
+def _embeddable(table: TokenTable) -> list[str]:
     # Masks and the separator carry no meaning for the embedding: they map to an empty string.
-    skip = {SEP, *MASKS, "\ue000", "\ue001", "\ue002"}
-    return ["" if s in skip or s.startswith("0") or s.startswith("xx") else s for s in surfaces]
+    mask_units = np.asarray([table.unit_index[m] for m in (*MASKS, SEP)])
+    first = table.flat[table.ptr[:-1]]
+    single = (table.ptr[1:] - table.ptr[:-1]) == 1
+    masked = single & np.isin(first, mask_units)
+    return ["" if m else s for s, m in zip(table.surfaces, masked.tolist())]
 
 
 def _doc_freq(doc: np.ndarray, units: np.ndarray, n_units: int) -> np.ndarray:

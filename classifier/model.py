@@ -275,27 +275,17 @@ class UXCXClassifier(ClassifierMixin, BaseEstimator):
         feats = extra["lex"]
         ev = self._evidence(batch, feats, extra, label_idx) if evidence and self.evidence_k > 0 else None
 
-        out: list[Prediction] = []
-        ux, cx, other = (Label.UX.value, Label.CX.value, Label.OTHER.value)
-        for i in range(len(texts)):
-            lab = LABELS[label_idx[i]]
-            if lab == other:
-                labs: tuple[str, ...] = (other,)
-            else:
-                second = cx if lab == ux else ux
-                labs = (lab, second) if issue_p[second][i] else (lab,)
-            p = proba[i]
-            out.append(
-                Prediction(
-                    label=lab,
-                    labels=labs,
-                    topic=TOPICS[topic_idx[i]],
-                    confidence=float(p[label_idx[i]]),
-                    scores={ux: float(p[0]), cx: float(p[1]), other: float(p[2])},
-                    evidence=ev[i] if ev is not None else (),
-                )
-            )
-        return out
+        # Build the per-text answers from plain lists: no numpy scalar access inside the loop.
+        n = len(texts)
+        ux_i, cx_i = LABELS.index(Label.UX.value), LABELS.index(Label.CX.value)
+        second = np.where(label_idx == ux_i, issue_p[Label.CX.value], np.where(label_idx == cx_i, issue_p[Label.UX.value], False))
+        labels_out = [_LABEL_SETS[k] for k in (label_idx * 2 + second).tolist()]
+        label_out = [LABELS[k] for k in label_idx.tolist()]
+        topic_out = [TOPICS[k] for k in topic_idx.tolist()]
+        confidence = proba[np.arange(n), label_idx].tolist()
+        scores = [dict(zip(LABELS, row)) for row in proba.tolist()]
+        evid = ev if ev is not None else [()] * n
+        return list(map(Prediction, label_out, labels_out, topic_out, confidence, scores, evid))
 
     # ------------------------------------------------------------ evidence
     def _evidence(
@@ -397,6 +387,8 @@ def _logit(p: float) -> float:
 
 
 _LOCK = threading.Lock()
+#: labels for (primary label index * 2 + has second issue label)
+_LABEL_SETS = [("ux",), ("ux", "cx"), ("cx",), ("cx", "ux"), ("other",), ("other",)]
 _TOPIC_TO_LABEL = np.asarray([[LABEL_OF_TOPIC[t] == lab for lab in LABELS] for t in TOPICS], dtype=float)
 _NOT_EVIDENCE = {SEP, *MASKS, "\ue000", "\ue001", "\ue002"}
 

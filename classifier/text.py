@@ -77,10 +77,76 @@ def _mask_emails(text: str) -> str:
     return "".join(out)
 
 
+# Byte classes for the hashed tokenizer: 0 space, 1 word (letters, digits, _, ', any non-ASCII), 2 punctuation.
+_BYTE_CLASS = np.asarray(
+    [1 if b >= 0x80 or chr(b).isalnum() or chr(b) in "_'" else 0 if chr(b).isspace() else 2 for b in range(256)],
+    dtype=np.int8,
+)
+_P = 1099511628211  # odd, so invertible modulo 2**64
+_P_INV = pow(_P, -1, 1 << 64)
+
+
+def prepare(text: str) -> str:
+    """Mask URLs, e-mails and handles in normalised text (the string passes before byte tokenizing)."""
+    return HANDLE_RE.sub(f" {USER_CHAR} ", _mask_emails(URL_RE.sub(f" {URL_CHAR} ", text)))
+
+
+def _powers(base: int, n: int) -> np.ndarray:
+    out = np.empty(n, dtype=np.uint64)
+    if n:
+        out[0] = 1
+        out[1:] = np.uint64(base)
+        np.cumprod(out, out=out)  # wraps modulo 2**64, as intended
+    return out
+
+
+def token_hashes(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(start, end, hash) of every token in a UTF-8 byte buffer, vectorised.
+
+    A token is a maximal run of word bytes or a single punctuation byte. Its hash is
+    sum(b_i * P**(i - start)) modulo 2**64, read off prefix sums, so it does not depend
+    on where the token sits.
+    """
+    n = buf.size
+    if n == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros(0, dtype=np.uint64)
+    cls = _BYTE_CLASS[buf]
+    word = cls == 1
+    prev_word = np.empty(n, dtype=bool)
+    prev_word[0] = False
+    prev_word[1:] = word[:-1]
+    next_word = np.empty(n, dtype=bool)
+    next_word[-1] = False
+    next_word[:-1] = word[1:]
+    punct = np.flatnonzero(cls == 2)
+    starts = np.concatenate([np.flatnonzero(word & ~prev_word), punct])
+    ends = np.concatenate([np.flatnonzero(word & ~next_word) + 1, punct + 1])
+    order = np.argsort(starts, kind="stable")
+    starts, ends = starts[order], ends[order]
+    with np.errstate(over="ignore"):
+        prefix = np.zeros(n + 1, dtype=np.uint64)
+        np.cumsum((buf.astype(np.uint64) + np.uint64(1)) * _powers(_P, n), out=prefix[1:])
+        hashes = (prefix[ends] - prefix[starts]) * _powers(_P_INV, n)[starts]
+    return starts, ends, hashes
+
+
+def surface_hashes(surfaces: Sequence[str]) -> np.ndarray:
+    """The hash token_hashes gives each surface string (as if it stood alone)."""
+    mod = 1 << 64
+    powers = [1]
+    hashes = np.zeros(len(surfaces), dtype=np.uint64)
+    for i, surface in enumerate(surfaces):
+        data = surface.encode("utf-8")
+        while len(powers) < len(data):
+            powers.append(powers[-1] * _P % mod)
+        hashes[i] = sum((b + 1) * powers[k] for k, b in enumerate(data)) % mod
+    return hashes
+
+
 def fast_split(text: str) -> list[str]:
     """First-pass tokens of an already normalised text (or a whole joined batch)."""
-    text = HANDLE_RE.sub(f" {USER_CHAR} ", _mask_emails(URL_RE.sub(f" {URL_CHAR} ", text)))
-    return PUNCT_RE.sub(_space_out, text).split()
+    return PUNCT_RE.sub(_space_out, prepare(text)).split()
 
 
 def normalise(text: str) -> str:
@@ -179,6 +245,10 @@ class TokenTable:
         self.ptr = ptr
         self.flat = flat
         self.mask_sids = {m: self.index[m] for m in MASKS}
+        hashes = surface_hashes(self.surfaces)
+        order = np.argsort(hashes, kind="stable")
+        self.hash_sorted = hashes[order]
+        self.hash_sid = order.astype(np.int64)
         self.unk_unit = self.unit_index[UNK]
         self.unit_negator = np.asarray([u in NEGATORS for u in self.units], dtype=bool)
         self.unit_boundary = np.asarray([u in SCOPE_ENDS or u == SEP for u in self.units], dtype=bool)
@@ -238,39 +308,52 @@ class TokenTable:
         return len(self.units)
 
     def tokenize(self, texts: Sequence[str]) -> TokenBatch:
-        """Tokenize a whole batch: C-level passes over the joined text, one lookup per token."""
+        """Tokenize a whole batch with byte-level numpy passes and one sorted-hash lookup.
+
+        The joined, normalised and masked batch is encoded to UTF-8; runs of word bytes and
+        single punctuation bytes are the tokens; each token's polynomial hash (computed from
+        prefix sums) is looked up among the hashes of the fitted surfaces. Only tokens the
+        table does not know are turned back into strings and split by the finer rules.
+        """
         joined = " \x00 ".join(texts)
         if joined.count("\x00") != max(len(texts) - 1, 0):
             # A text holding the separator itself: blank it out so batch boundaries stay exact.
             joined = " \x00 ".join(t.replace("\x00", " ") for t in texts)
-        tokens = fast_split(normalise(joined))
-        get = self.index.get
-        sid = np.fromiter(map(get, tokens, repeat(-1)), dtype=np.int64, count=len(tokens))
-        unknown = np.flatnonzero(sid < 0)
+        text = prepare(normalise(joined))
+        raw = text.encode("utf-8", errors="replace")
+        buf = np.frombuffer(raw, dtype=np.uint8)
+        starts, ends, hashes = token_hashes(buf)
+        pos = np.minimum(np.searchsorted(self.hash_sorted, hashes), self.hash_sorted.size - 1)
+        hit = self.hash_sorted[pos] == hashes
+        sid = np.where(hit, self.hash_sid[pos], -1)
+        unknown = np.flatnonzero(~hit)
         extra: list[str] = []
         if unknown.size:
             # Rare forms: split finer, mask, or keep as a new word for this batch only.
+            get = self.index.get
             n_known = len(self.surfaces)
             seen: dict[str, int] = {}
             pieces: list[np.ndarray] = []
             last = 0
-            for pos in unknown.tolist():
+            for i in unknown.tolist():
                 ids: list[int] = []
-                for piece in FALLBACK_RE.findall(tokens[pos]):
-                    known = get(piece)
-                    if known is None:
-                        mask = mask_of(piece)
-                        if mask is not None:
-                            known = self.mask_sids[mask]
-                        else:
-                            known = seen.get(piece)
-                            if known is None:
-                                known = seen[piece] = n_known + len(extra)
-                                extra.append(piece)
-                    ids.append(known)
-                pieces.append(sid[last:pos])
+                token = raw[starts[i] : ends[i]].decode("utf-8", errors="replace")
+                for part in fast_split(token):
+                    for piece in (part,) if part in _MASK_CHARS else FALLBACK_RE.findall(part):
+                        known = get(piece)
+                        if known is None:
+                            mask = mask_of(piece)
+                            if mask is not None:
+                                known = self.mask_sids[mask]
+                            else:
+                                known = seen.get(piece)
+                                if known is None:
+                                    known = seen[piece] = n_known + len(extra)
+                                    extra.append(piece)
+                        ids.append(known)
+                pieces.append(sid[last:i])
                 pieces.append(np.asarray(ids, dtype=np.int64))
-                last = pos + 1
+                last = i + 1
             pieces.append(sid[last:])
             sid = np.concatenate(pieces)
         is_sep = sid == 0
