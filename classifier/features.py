@@ -46,6 +46,20 @@ class LexicalFeatures:
         self.feature_names_ = names
         return self
 
+    def _bigram_parts(self) -> tuple[np.ndarray, np.ndarray]:
+        if getattr(self, "_parts", None) is None:
+            first = np.zeros(self.n_units_, dtype=bool)
+            second = np.zeros(self.n_units_, dtype=bool)
+            first[self.bigram_keys_ // self.n_units_] = True
+            second[self.bigram_keys_ % self.n_units_] = True
+            self._parts = (first, second)
+        return self._parts
+
+    def __getstate__(self) -> dict[str, object]:
+        state = self.__dict__.copy()
+        state.pop("_parts", None)
+        return state
+
     @property
     def n_features(self) -> int:
         """Width of the feature matrix."""
@@ -58,6 +72,10 @@ class LexicalFeatures:
         rows = doc
         if self.bigram_keys_.size:
             keys, bdoc = _bigrams(doc, units, self.n_units_, None)
+            # Only pairs whose two units both occur in some kept bigram need the binary search.
+            first, second = self._bigram_parts()
+            maybe = first[keys // self.n_units_] & second[keys % self.n_units_]
+            keys, bdoc = keys[maybe], bdoc[maybe]
             pos = np.searchsorted(self.bigram_keys_, keys)
             pos_c = np.minimum(pos, self.bigram_keys_.size - 1)
             hit = self.bigram_keys_[pos_c] == keys

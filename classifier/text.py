@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from itertools import repeat
 from dataclasses import dataclass
 
@@ -91,13 +92,20 @@ def prepare(text: str) -> str:
     return HANDLE_RE.sub(f" {USER_CHAR} ", _mask_emails(URL_RE.sub(f" {URL_CHAR} ", text)))
 
 
-def _powers(base: int, n: int) -> np.ndarray:
-    out = np.empty(n, dtype=np.uint64)
-    if n:
-        out[0] = 1
-        out[1:] = np.uint64(base)
-        np.cumprod(out, out=out)  # wraps modulo 2**64, as intended
+@lru_cache(maxsize=4)
+def _power_table(base: int, size: int) -> np.ndarray:
+    out = np.empty(size, dtype=np.uint64)
+    out[0] = 1
+    out[1:] = np.uint64(base)
+    np.cumprod(out, out=out)  # wraps modulo 2**64, as intended
+    out.flags.writeable = False
     return out
+
+
+def _powers(base: int, n: int) -> np.ndarray:
+    # Tables grow in powers of two and are reused across batches (read-only, thread-safe).
+    size = 1 << max(n - 1, 1).bit_length()
+    return _power_table(base, size)[:n]
 
 
 def token_hashes(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -151,7 +159,9 @@ def fast_split(text: str) -> list[str]:
 
 def normalise(text: str) -> str:
     """Unicode-normalise and lower-case one text the same way the batch path does."""
-    text = unicodedata.normalize("NFKC", text).lower()
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text)
+    text = text.lower()
     # str.replace runs at memory speed; translate() drops to a slow path on non-ASCII text.
     for old, new in _REPLACEMENTS:
         if old in text:
@@ -333,13 +343,16 @@ class TokenTable:
             get = self.index.get
             n_known = len(self.surfaces)
             seen: dict[str, int] = {}
+            resolved: dict[bytes, np.ndarray] = {}
             pieces: list[np.ndarray] = []
             last = 0
             for i in unknown.tolist():
-                ids: list[int] = []
-                token = raw[starts[i] : ends[i]].decode("utf-8", errors="replace")
-                for part in fast_split(token):
-                    for piece in (part,) if part in _MASK_CHARS else FALLBACK_RE.findall(part):
+                key = raw[starts[i] : ends[i]]
+                ids_arr = resolved.get(key)
+                if ids_arr is None:
+                    # URLs, e-mails and handles are already masked: the finer split is one regex.
+                    ids: list[int] = []
+                    for piece in FALLBACK_RE.findall(key.decode("utf-8", errors="replace")):
                         known = get(piece)
                         if known is None:
                             mask = mask_of(piece)
@@ -351,8 +364,9 @@ class TokenTable:
                                     known = seen[piece] = n_known + len(extra)
                                     extra.append(piece)
                         ids.append(known)
+                    ids_arr = resolved[key] = np.asarray(ids, dtype=np.int64)
                 pieces.append(sid[last:i])
-                pieces.append(np.asarray(ids, dtype=np.int64))
+                pieces.append(ids_arr)
                 last = i + 1
             pieces.append(sid[last:])
             sid = np.concatenate(pieces)
