@@ -6,7 +6,6 @@ the manifest *before* unpickling, and only ever reads from the models folder it 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -19,6 +18,7 @@ from typing import Any
 
 import joblib
 
+from classifier.embeddings import sha256_file
 from classifier.labels import LABELS, TOPICS
 
 PAYLOAD = "model.joblib"
@@ -54,15 +54,6 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def sha256_bytes(path: Path) -> str:
-    """Hex sha256 of a file."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def new_version(data_hash: str, now: datetime | None = None) -> str:
     """A sortable, unique-enough version name: UTC timestamp plus the data hash prefix."""
     now = now or datetime.now(UTC)
@@ -88,7 +79,7 @@ def save(model: Any, models_dir: Path, version: str, manifest: dict[str, Any]) -
     full = {
         "version": version,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "sha256": sha256_bytes(tmp / PAYLOAD),
+        "sha256": sha256_file(tmp / PAYLOAD),
         "libraries": library_versions(),
         "labels": list(LABELS),
         "topics": list(TOPICS),
@@ -152,7 +143,7 @@ def verify(models_dir: Path, version: str) -> dict[str, Any]:
     payload = models_dir / version / PAYLOAD
     if not payload.is_file():
         raise ArtifactError(f"model version {version} has no {PAYLOAD}")
-    actual = sha256_bytes(payload)
+    actual = sha256_file(payload)
     if actual != manifest.get("sha256"):
         raise ArtifactError(
             f"checksum mismatch for {payload}: manifest says {str(manifest.get('sha256'))[:12]}..., "

@@ -272,8 +272,7 @@ class UXCXClassifier(ClassifierMixin, BaseEstimator):
             )
         topic_logits = logits[:, 5:]
         topic_idx = np.where(self._topic_mask[label_idx] > 0, topic_logits, -np.inf).argmax(axis=1)
-        feats = extra["lex"]
-        ev = self._evidence(batch, feats, extra, label_idx) if evidence and self.evidence_k > 0 else None
+        ev = self._evidence(batch, extra, label_idx) if evidence and self.evidence_k > 0 else None
 
         # Build the per-text answers from plain lists: no numpy scalar access inside the loop.
         n = len(texts)
@@ -288,9 +287,7 @@ class UXCXClassifier(ClassifierMixin, BaseEstimator):
         return list(map(Prediction, label_out, labels_out, topic_out, confidence, scores, evid))
 
     # ------------------------------------------------------------ evidence
-    def _evidence(
-        self, batch: TokenBatch, feats: sp.csr_matrix, extra: dict[str, Any], label_idx: np.ndarray
-    ) -> list[tuple[str, ...]]:
+    def _evidence(self, batch: TokenBatch, extra: dict[str, Any], label_idx: np.ndarray) -> list[tuple[str, ...]]:
         """Words and phrases whose features pushed the chosen label up the most (vectorised)."""
         coef = self.label_head_.coef_
         centred = coef - coef.mean(axis=0, keepdims=True)

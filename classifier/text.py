@@ -13,7 +13,6 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
-from itertools import repeat
 from dataclasses import dataclass
 
 import numpy as np
