@@ -6,7 +6,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from classifier.embeddings import StaticAsset
-from classifier.text import MASKS, SEP, UNK, TokenBatch, TokenTable
+from classifier.text import MASKS, SEP, UNK, HashIndex, TokenBatch, TokenTable
 
 
 class LexicalFeatures:
@@ -55,9 +55,15 @@ class LexicalFeatures:
             self._parts = (first, second)
         return self._parts
 
+    def _bigram_index(self) -> HashIndex:
+        if getattr(self, "_index", None) is None:
+            self._index = HashIndex(self.bigram_keys_, np.arange(self.bigram_keys_.size, dtype=np.int64))
+        return self._index
+
     def __getstate__(self) -> dict[str, object]:
         state = self.__dict__.copy()
         state.pop("_parts", None)
+        state.pop("_index", None)
         return state
 
     @property
@@ -76,14 +82,16 @@ class LexicalFeatures:
             first, second = self._bigram_parts()
             maybe = first[keys // self.n_units_] & second[keys % self.n_units_]
             keys, bdoc = keys[maybe], bdoc[maybe]
-            pos = np.searchsorted(self.bigram_keys_, keys)
-            pos_c = np.minimum(pos, self.bigram_keys_.size - 1)
-            hit = self.bigram_keys_[pos_c] == keys
+            found = self._bigram_index().get(keys)
+            hit = found >= 0
             rows = np.concatenate([rows, bdoc[hit]])
-            cols = np.concatenate([cols, self.n_uni_ + pos_c[hit]])
+            cols = np.concatenate([cols, self.n_uni_ + found[hit]])
         ok = cols >= 0
+        rows, cols = rows[ok], cols[ok]
+        # Group by row with one stable integer sort; sum_duplicates then sorts within short rows.
+        order = np.argsort(rows, kind="stable")
         m = sp.csr_matrix(
-            (np.ones(int(ok.sum()), dtype=np.float32), (rows[ok], cols[ok])),
+            (np.ones(cols.size, dtype=np.float32), cols[order], _indptr(rows, batch.n_docs)),
             shape=(batch.n_docs, self.n_features),
         )
         m.sum_duplicates()
