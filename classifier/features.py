@@ -177,7 +177,11 @@ def _bigrams(
 
 
 def _l2_rows(m: sp.csr_matrix) -> sp.csr_matrix:
-    sq = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
+    lengths = np.diff(m.indptr)
+    sq = np.zeros(m.shape[0], dtype=np.float32)
+    nonempty = lengths > 0
+    if m.nnz:
+        sq[nonempty] = np.sqrt(np.add.reduceat(m.data * m.data, m.indptr[:-1][nonempty]))
     sq[sq == 0] = 1.0
-    m.data /= np.repeat(sq, np.diff(m.indptr)).astype(m.data.dtype)
+    m.data /= np.repeat(sq, lengths)
     return m

@@ -226,8 +226,9 @@ class UXCXClassifier(ClassifierMixin, BaseEstimator):
             coef = np.vstack([self.label_head_.coef_, *(h.coef_ for h in issue), topic_coef])
             bias = np.concatenate([self.label_head_.intercept_, *(h.intercept_ for h in issue), topic_bias])
             n_lex = self.lexical_.n_features
-            w_lex = np.ascontiguousarray(coef[:, :n_lex].T, dtype=np.float64)
-            w_emb = np.ascontiguousarray(coef[:, n_lex:].T * self.embedding_weight, dtype=np.float64)
+            # float32 like the features, so no matrix is up-cast per batch.
+            w_lex = np.ascontiguousarray(coef[:, :n_lex].T, dtype=np.float32)
+            w_emb = np.ascontiguousarray(coef[:, n_lex:].T * self.embedding_weight, dtype=np.float32)
             self._heads = (w_lex, w_emb, bias)
         return self._heads
 
@@ -236,7 +237,7 @@ class UXCXClassifier(ClassifierMixin, BaseEstimator):
         w_lex, w_emb, bias = self._stacked_heads()
         lex = self.lexical_.transform(self.table_, batch)
         extra: dict[str, Any] = {"lex": lex}
-        logits = lex @ w_lex + bias
+        logits = (lex @ w_lex).astype(np.float64) + bias
         embedder = self._embedder()
         if embedder is not None:
             emb, scale, extra_sums, _ = embedder.transform(batch)

@@ -209,9 +209,9 @@ def fast_split(text: str) -> list[str]:
     return PUNCT_RE.sub(_space_out, prepare(text)).split()
 
 
-def normalise(text: str) -> str:
-    """Unicode-normalise and lower-case one text the same way the batch path does."""
-    if not text.isascii():
+def normalise(text: str, nfkc: bool = True) -> str:
+    """Unicode-normalise (NFKC) and lower-case one text the same way the batch path does."""
+    if nfkc and not text.isascii():
         text = unicodedata.normalize("NFKC", text)
     text = text.lower()
     # str.replace runs at memory speed; translate() drops to a slow path on non-ASCII text.
@@ -377,8 +377,12 @@ class TokenTable:
         joined = " \x00 ".join(texts)
         if joined.count("\x00") != max(len(texts) - 1, 0):
             # A text holding the separator itself: blank it out so batch boundaries stay exact.
-            joined = " \x00 ".join(t.replace("\x00", " ") for t in texts)
-        text = prepare(normalise(joined))
+            texts = [t.replace("\x00", " ") for t in texts]
+            joined = " \x00 ".join(texts)
+        if not joined.isascii():
+            # NFKC only where it can change something: most texts are plain ASCII.
+            joined = " \x00 ".join(t if t.isascii() else unicodedata.normalize("NFKC", t) for t in texts)
+        text = prepare(normalise(joined, nfkc=False))
         raw = text.encode("utf-8", errors="replace")
         buf = np.frombuffer(raw, dtype=np.uint8)
         starts, ends, hashes = token_hashes(buf)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
@@ -160,6 +161,9 @@ def cmd_classify(args: argparse.Namespace) -> int:
     except artifacts.ArtifactError as exc:
         _print_err(str(exc))
         return 2
+    # The model's objects live as long as the process: keep the garbage collector off them.
+    gc.collect()
+    gc.freeze()
     src = args.input
     try:
         if src == "-":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -29,6 +30,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except artifacts.ArtifactError as exc:
             log.error("uxcx refuses to start: %s", exc)
             raise
+        # The model's many small objects never become garbage: keep the collector from walking them.
+        gc.collect()
+        gc.freeze()
         log.info("serving model %s from %s", app.state.classifier.version, settings.models_dir)
         yield
 

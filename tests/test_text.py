@@ -60,3 +60,33 @@ def test_fast_path_agrees_with_spacy_on_the_corpus():
     slow = reference_units(sample)
     same = sum(a == b for a, b in zip(fast, slow))
     assert same / len(sample) >= 0.97, [(a, b) for a, b in zip(fast, slow) if a != b][:3]
+
+
+def test_hash_index_finds_keys_and_only_keys():
+    import numpy as np
+
+    from classifier.text import HashIndex
+
+    rng = np.random.default_rng(0)
+    keys = np.unique(rng.integers(0, 2**63, 20000, dtype=np.int64)).astype(np.uint64)
+    index = HashIndex(keys, np.arange(keys.size) * 3)
+    assert (index.get(keys) == np.arange(keys.size) * 3).all()
+    misses = rng.integers(0, 2**63, 5000, dtype=np.int64).astype(np.uint64)
+    misses = misses[~np.isin(misses, keys)]
+    assert (index.get(misses) == -1).all()
+    # Clustered keys (consecutive integers, as bigram keys are) still resolve.
+    dense = np.arange(1000, 4000, dtype=np.uint64)
+    assert (HashIndex(dense, np.arange(3000)).get(dense[::-1]) == np.arange(3000)[::-1]).all()
+
+
+def test_token_hashes_match_surface_hashes():
+    import numpy as np
+
+    from classifier.text import surface_hashes, token_hashes
+
+    text = "the app crashes! naïve café 😡 x"
+    starts, ends, hashes = token_hashes(np.frombuffer(text.encode(), dtype=np.uint8))
+    raw = text.encode()
+    tokens = [raw[s:e].decode() for s, e in zip(starts.tolist(), ends.tolist())]
+    assert tokens == ["the", "app", "crashes", "!", "naïve", "café", "😡", "x"]
+    assert (hashes == surface_hashes(tokens)).all()
