@@ -156,7 +156,7 @@ def run(quick: bool) -> dict[str, Any]:
     held = load([HELDOUT_FILE]).records
     real = load([REAL_DEV]).records if REAL_DEV.is_file() else []
     texts = speed_texts([*train_recs, *held], 5000 if quick else 20000)
-    repeats = 1 if quick else 3
+    repeats = 1 if quick else 5
 
     rows: list[dict[str, Any]] = []
     fitters: list[tuple[str, Callable[[], Any]]] = [
