@@ -111,8 +111,8 @@ class EmbeddingFeatures:
         self.sums = sums
         self.counts = counts
 
-    def transform(self, batch: TokenBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(embeddings, per-doc normaliser, sums of batch-extra words, their counts)."""
+    def transform(self, batch: TokenBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(float32 embeddings, per-doc normaliser, word-piece sums of the batch-extra words)."""
         n_known = batch.n_known
         extra_sums, extra_counts = self.asset.encode_words(batch.extra)
         keep = ~self.table.nominal_negated(batch)
@@ -138,7 +138,7 @@ class EmbeddingFeatures:
         norm = np.where(norm > 0, norm, 1.0)
         emb /= norm[:, None]
         scale = np.maximum(total, 1.0) * norm
-        return emb.astype(np.float32), scale, extra_sums, extra_counts
+        return emb, scale, extra_sums
 
 
 def _indptr(doc: np.ndarray, n_docs: int) -> np.ndarray:

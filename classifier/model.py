@@ -196,7 +196,7 @@ class UXCXClassifier(ClassifierMixin, BaseEstimator):
         embedder = self._embedder()
         if embedder is None:
             return lex, extra
-        emb, scale, extra_sums, _ = embedder.transform(batch)
+        emb, scale, extra_sums = embedder.transform(batch)
         extra.update(scale=scale, extra_sums=extra_sums)
         feats = sp.hstack([lex, sp.csr_matrix(emb * self.embedding_weight)], format="csr")
         return feats, extra
@@ -240,7 +240,7 @@ class UXCXClassifier(ClassifierMixin, BaseEstimator):
         logits = (lex @ w_lex).astype(np.float64) + bias
         embedder = self._embedder()
         if embedder is not None:
-            emb, scale, extra_sums, _ = embedder.transform(batch)
+            emb, scale, extra_sums = embedder.transform(batch)
             extra.update(scale=scale, extra_sums=extra_sums)
             logits += emb @ w_emb
         return logits, extra

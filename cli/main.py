@@ -234,7 +234,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     models_dir = _models_dir(args)
     try:
-        artifacts.verify(models_dir, artifacts.current_version(models_dir) or "")
+        version = artifacts.current_version(models_dir)
+        if version is None:
+            raise artifacts.ArtifactError(f"no current model in {models_dir}; run `make train` first")
+        artifacts.verify(models_dir, version)
     except artifacts.ArtifactError as exc:
         _print_err(f"cannot serve: {exc}")
         return 2
