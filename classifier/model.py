@@ -140,6 +140,7 @@ class UXCXClassifier(ClassifierMixin, BaseEstimator):
 
         self._topic_mask = None
         self._heads = None
+        self._centred = None
         return self
 
     def _lr(self, C: float, balanced: bool = True) -> LogisticRegression:
@@ -208,6 +209,7 @@ class UXCXClassifier(ClassifierMixin, BaseEstimator):
         state["_ok_surface"] = None
         state["_ok_feature"] = None
         state["_heads"] = None
+        state["_centred"] = None
         return state
 
     # ------------------------------------------------------------- predict
@@ -290,8 +292,11 @@ class UXCXClassifier(ClassifierMixin, BaseEstimator):
     # ------------------------------------------------------------ evidence
     def _evidence(self, batch: TokenBatch, extra: dict[str, Any], label_idx: np.ndarray) -> list[tuple[str, ...]]:
         """Words and phrases whose features pushed the chosen label up the most (vectorised)."""
-        coef = self.label_head_.coef_
-        centred = coef - coef.mean(axis=0, keepdims=True)
+        if getattr(self, "_centred", None) is None:
+            # Computed once: centring the whole label head costs milliseconds, too much per call.
+            coef = self.label_head_.coef_
+            self._centred = coef - coef.mean(axis=0, keepdims=True)
+        centred = self._centred
         lex: sp.csr_matrix = extra["lex"]
         n_lex = lex.shape[1]
         rows = np.repeat(np.arange(lex.shape[0]), np.diff(lex.indptr))
