@@ -30,9 +30,11 @@ test: install  ## run the test suite (trains a model first if there is none)
 	@[ -f models/current ] || $(UXCX) train
 	$(BIN)/pytest -q
 
-bench: install  ## accuracy and speed of uxcx vs fastText, spaCy textcat, TF-IDF+LR
+bench: install  ## accuracy and speed vs fastText, spaCy, TF-IDF+LR; API load test (wrk)
 	@[ -f models/current ] || $(UXCX) train
 	$(BIN)/python -m bench.compare
+	@command -v wrk >/dev/null || apt-get install -y -q wrk
+	$(BIN)/python -m bench.api
 
 asset: install  ## rebuild the static embedding asset (installs the optional torch extra)
 	$(BIN)/pip install --quiet -e '.[asset]'

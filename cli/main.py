@@ -18,6 +18,13 @@ def _models_dir(args: argparse.Namespace) -> Path:
     return Path(args.models_dir or os.environ.get("UXCX_MODELS_DIR") or "models")
 
 
+def _positive_int(value: str) -> int:
+    n = int(value)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {n}")
+    return n
+
+
 def _print_err(msg: str) -> None:
     print(f"uxcx: {msg}", file=sys.stderr)
 
@@ -228,9 +235,15 @@ def cmd_asset_verify(args: argparse.Namespace) -> int:
 
 # -------------------------------------------------------------------- serve
 def cmd_serve(args: argparse.Namespace) -> int:
+    import shutil
+    import tempfile
+
     import uvicorn
+    from pydantic import ValidationError
 
     from classifier import artifacts
+    from service.settings import Settings
+    from service.store import make_engine, migrate
 
     models_dir = _models_dir(args)
     try:
@@ -243,7 +256,33 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     # The app factory reads its settings from the environment, in every worker process.
     os.environ["UXCX_MODELS_DIR"] = str(models_dir.resolve())
-    uvicorn.run("service.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers, log_level="info")
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        _print_err("cannot serve: bad setting: " + "; ".join(f"UXCX_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()))
+        return 2
+    # Migrate once here, so that several workers starting together find the schema in place.
+    engine = make_engine(settings.db_url)
+    try:
+        migrate(engine)
+    except Exception as exc:  # noqa: BLE001 - any failure to prepare the database stops the start
+        _print_err(f"cannot serve: the database {engine.url.render_as_string(hide_password=True)} cannot be prepared: {exc}")
+        return 2
+    finally:
+        engine.dispose()
+    metrics_dir = None
+    if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Each worker writes its counters here; /metrics in any worker sums them all.
+        metrics_dir = tempfile.mkdtemp(prefix="uxcx-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        uvicorn.run(
+            "service.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
+            log_level="info", access_log=args.access_log,
+        )
+    finally:
+        if metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 
@@ -291,7 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
     sv = sub.add_parser("serve", help="serve the HTTP API (uvicorn)")
     sv.add_argument("--host", default="127.0.0.1")
     sv.add_argument("--port", type=int, default=8000)
-    sv.add_argument("--workers", type=int, default=1, help="worker processes, each loading the model once")
+    sv.add_argument("--workers", type=_positive_int, default=1, help="worker processes, each loading the model once")
+    sv.add_argument("--models-dir", default=argparse.SUPPRESS, help="folder of model versions (default: $UXCX_MODELS_DIR or ./models)")
+    sv.add_argument("--access-log", action="store_true", help="log every request (off by default: it costs throughput)")
     sv.set_defaults(func=cmd_serve)
 
     a = sub.add_parser("asset", help="the static embedding asset")

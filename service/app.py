@@ -1,61 +1,96 @@
-"""The app factory: settings read once, the model loaded once at startup into app.state."""
+"""The app factory: settings read once; the model and the database opened when the app starts."""
 
 from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 
 from classifier import artifacts
+from service.limits_mw import BodyLimitMiddleware
+from service.metrics import Metrics, MetricsMiddleware
 from service.routes import router
+from service.runtime import Runtime
+from service.security import KeyChecker, RateLimiter
 from service.settings import Settings
+from service.store import Store, make_engine, migrate
 
 log = logging.getLogger("uxcx.service")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the FastAPI app; the model is loaded and verified when the app starts."""
+    """Build the FastAPI app; at startup the model is verified and loaded and migrations are applied."""
     settings = settings or Settings()
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
-            app.state.classifier = artifacts.load(settings.models_dir)
+            loaded = artifacts.load(settings.models_dir)
         except artifacts.ArtifactError as exc:
             log.error("uxcx refuses to start: %s", exc)
             raise
+        engine = make_engine(settings.db_url)
+        try:
+            revision = migrate(engine)
+        except SQLAlchemyError as exc:
+            log.error("uxcx refuses to start: the database at %s cannot be prepared: %s", engine.url, exc)
+            engine.dispose()
+            raise
+        # First call fills the model's lazy tables (seconds); do it now, not in the first request.
+        loaded.model.predict_batch(["warm-up: the app crashes and the parcel never came"])
+        runtime = Runtime(loaded, Store(engine), metrics, settings.store_text, settings.max_batch)
+        app.state.runtime = runtime
+        metrics.set_model(loaded.version)
         # The model's many small objects never become garbage: keep the collector from walking them.
         gc.collect()
         gc.freeze()
-        log.info("serving model %s from %s", app.state.classifier.version, settings.models_dir)
-        yield
+        runtime.batcher.start()
+        log.info(
+            "serving model %s from %s; database %s at revision %s",
+            loaded.version, settings.models_dir, engine.url.render_as_string(hide_password=True), revision,
+        )
+        try:
+            yield
+        finally:
+            await runtime.batcher.stop()
+            engine.dispose()
 
-    app = FastAPI(title="uxcx", version="0.1.0", summary="UX issue, CX issue, both or neither.", lifespan=lifespan)
+    app = FastAPI(
+        title="uxcx",
+        version="0.1.0",
+        summary="Does customer feedback report a UX issue, a CX issue, both or neither?",
+        lifespan=lifespan,
+    )
     app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.keys = KeyChecker(settings.api_keys)
+    app.state.rate_limiter = RateLimiter(settings.rate_limit)
     app.include_router(router)
     if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"], allow_headers=["*"])
-
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > settings.max_body_bytes:
-            return JSONResponse(
-                {"detail": f"request body is {length} bytes; the limit is {settings.max_body_bytes} (UXCX_MAX_BODY_BYTES)"},
-                status_code=413,
-            )
-        return await call_next(request)
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type"],
+        )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         # Keep pydantic's precise locations and messages, drop the echoed input.
         errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()]
         return JSONResponse({"detail": errors}, status_code=422)
+
+    @app.exception_handler(SQLAlchemyError)
+    async def database_error(_: Request, exc: SQLAlchemyError) -> JSONResponse:
+        log.error("database error: %s", type(exc).__name__)
+        return JSONResponse({"detail": "the database is unavailable; try again shortly"}, status_code=503)
 
     return app

@@ -1,26 +1,79 @@
-"""Typed dependencies: the loaded model and the settings, both held on app.state."""
+"""Typed dependencies: settings, the served model, the store and the runtime (all on app.state), and the guards.
+
+All are `async def`: FastAPI runs a plain `def` dependency in its thread pool, and that hop (with the
+GIL handed back and forth) cost more than classifying the text.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials
 
 from classifier.artifacts import LoadedModel
+from service.metrics import Metrics
+from service.runtime import Runtime
+from service.security import bearer_scheme, check_key, client_identity, header_scheme, presented_key
 from service.settings import Settings
+from service.store import Store
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     """The settings the app was built with."""
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_classifier(request: Request) -> LoadedModel:
-    """The model loaded at startup."""
-    loaded: LoadedModel = request.app.state.classifier
-    return loaded
+async def get_runtime(request: Request) -> Runtime:
+    """The model, store and batcher set up at startup."""
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+async def get_classifier(request: Request) -> LoadedModel:
+    """The model served right now."""
+    runtime: Runtime = request.app.state.runtime
+    return runtime.loaded
+
+
+async def get_store(request: Request) -> Store:
+    """The database of predictions and corrections."""
+    runtime: Runtime = request.app.state.runtime
+    return runtime.store
+
+
+async def get_metrics(request: Request) -> Metrics:
+    """The app's metrics."""
+    metrics: Metrics = request.app.state.metrics
+    return metrics
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 ClassifierDep = Annotated[LoadedModel, Depends(get_classifier)]
+StoreDep = Annotated[Store, Depends(get_store)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
+HeaderKeyDep = Annotated[str | None, Depends(header_scheme)]
+
+
+def guard(needs_key: Callable[[Settings], bool]) -> Callable[[Request, BearerDep, HeaderKeyDep], Awaitable[None]]:
+    """A dependency that checks the API key where the endpoint needs one, then the client's rate."""
+
+    async def check(request: Request, bearer: BearerDep, header: HeaderKeyDep) -> None:
+        state = request.app.state
+        key = presented_key(request, bearer, header)
+        if needs_key(state.settings):
+            check_key(state.keys, key)
+        # Only a valid key names the client: made-up keys must not dodge the per-address limit.
+        valid = key if key is not None and state.keys.configured and state.keys.valid(key) else None
+        state.rate_limiter.hit(client_identity(request, valid))
+
+    return check
+
+
+ClassifyGuard = Depends(guard(lambda s: s.classify_needs_key))
+StatsGuard = Depends(guard(lambda s: s.stats_needs_key))
+WriteGuard = Depends(guard(lambda s: True))

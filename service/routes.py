@@ -2,22 +2,45 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException
+import json
+from datetime import datetime
+from typing import Annotated, Any
 
-from classifier.model import Prediction
-from service.deps import ClassifierDep, SettingsDep
-from service.schemas import BatchOut, ClassifyBatch, ClassifyItem, Health, PredictionOut
+from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi.responses import StreamingResponse
+
+from classifier.labels import validate_annotation
+from service.deps import ClassifierDep, ClassifyGuard, MetricsDep, RuntimeDep, SettingsDep, StatsGuard, StoreDep, WriteGuard
+from service.runtime import Answer, Job
+from service.schemas import (  # noqa: F401 - BatchOut and PredictionOut document the classify answer
+    BatchOut,
+    ClassifyBatch,
+    ClassifyItem,
+    FeedbackIn,
+    FeedbackOut,
+    Health,
+    PredictionOut,
+    StatsOut,
+)
+from service.store import GROUP_KEYS, Correction, Mismatch, NotFound, dumps_line, to_utc
 
 router = APIRouter()
 
 
-def _out(item: ClassifyItem, pred: Prediction, version: str) -> PredictionOut:
-    return PredictionOut.model_validate({"id": item.id, **pred.as_dict(), "model_version": version})
+def _out(answer: Answer) -> dict[str, Any]:
+    return {"id": answer.id, **answer.prediction.as_dict(), "model_version": answer.model_version}
 
 
-def _check_limits(items: list[ClassifyItem], max_batch: int, max_chars: int) -> None:
+def _json(obj: Any) -> Response:
+    # The answer is built from our own types, so FastAPI's re-validation against the response
+    # model (documented in the schema all the same) is skipped: it cost as much as the model.
+    return Response(json.dumps(obj, ensure_ascii=False, allow_nan=False), media_type="application/json")
+
+
+def _jobs(items: list[ClassifyItem], record: bool, max_batch: int, max_chars: int) -> list[Job]:
     if len(items) > max_batch:
         raise HTTPException(422, f"batch has {len(items)} items; the limit is {max_batch} (UXCX_MAX_BATCH)")
+    jobs = []
     for i, item in enumerate(items):
         if not item.text.strip():
             raise HTTPException(422, f"item {i}: 'text' is blank; send the feedback text")
@@ -25,16 +48,81 @@ def _check_limits(items: list[ClassifyItem], max_batch: int, max_chars: int) -> 
             raise HTTPException(
                 422, f"item {i}: 'text' has {len(item.text)} characters; the limit is {max_chars} (UXCX_MAX_TEXT_CHARS)"
             )
+        jobs.append(Job(item.text, item.id, item.source, item.created_at, record and item.record))
+    return jobs
 
 
-@router.post("/v1/classify", response_model=PredictionOut | BatchOut, tags=["classify"])
-def classify(body: ClassifyItem | ClassifyBatch, model: ClassifierDep, settings: SettingsDep) -> PredictionOut | BatchOut:
-    """Classify one text (`{"text": ...}`) or a batch (`{"items": [...]}`) in one vectorised call."""
-    items = body.items if isinstance(body, ClassifyBatch) else [body]
-    _check_limits(items, settings.max_batch, settings.max_text_chars)
-    preds = model.model.predict_batch([it.text for it in items])
-    outs = [_out(it, p, model.version) for it, p in zip(items, preds)]
-    return BatchOut(items=outs) if isinstance(body, ClassifyBatch) else outs[0]
+@router.post("/v1/classify", response_model=PredictionOut | BatchOut, tags=["classify"], dependencies=[ClassifyGuard])
+async def classify(body: ClassifyItem | ClassifyBatch, runtime: RuntimeDep, settings: SettingsDep) -> Response:
+    """Classify one text (`{"text": ...}`) or a batch (`{"items": [...]}`) in one vectorised call; record each."""
+    if isinstance(body, ClassifyBatch):
+        jobs = _jobs(body.items, body.record and settings.record, settings.max_batch, settings.max_text_chars)
+        return _json({"items": [_out(a) for a in await runtime.classify(jobs)]})
+    jobs = _jobs([body], settings.record, settings.max_batch, settings.max_text_chars)
+    return _json(_out((await runtime.classify(jobs))[0]))
+
+
+def _group_by(values: list[str]) -> list[str]:
+    keys = [k.strip() for v in values for k in v.split(",") if k.strip()]
+    unknown = [k for k in keys if k not in GROUP_KEYS]
+    if unknown:
+        raise HTTPException(422, f"group_by {unknown} unknown; choose from {', '.join(GROUP_KEYS)}")
+    if "day" in keys and "week" in keys:
+        raise HTTPException(422, "group_by takes 'day' or 'week', not both")
+    return keys
+
+
+@router.get("/v1/stats", response_model=StatsOut, response_model_exclude_none=True, tags=["stats"], dependencies=[StatsGuard])
+def stats(
+    store: StoreDep,
+    since: Annotated[datetime | None, Query(alias="from", description="from this time on (inclusive, ISO 8601)")] = None,
+    until: Annotated[datetime | None, Query(alias="to", description="before this time (exclusive, ISO 8601)")] = None,
+    source: Annotated[str | None, Query(max_length=100)] = None,
+    model_version: Annotated[str | None, Query(max_length=64)] = None,
+    group_by: Annotated[list[str], Query(description=f"any of {', '.join(GROUP_KEYS)}; repeat or comma-separate")] = [],  # noqa: B006 - FastAPI copies defaults
+) -> StatsOut:
+    """Counts and expected counts (sums of probabilities) of labels over recorded predictions.
+
+    Times are when the feedback was written (`created_at`), or when it was received when that is unknown.
+    """
+    since_utc, until_utc = to_utc(since), to_utc(until)
+    if since_utc is not None and until_utc is not None and since_utc >= until_utc:
+        raise HTTPException(422, "'from' must be before 'to'")
+    return StatsOut.model_validate(store.stats(_group_by(group_by), since_utc, until_utc, source, model_version))
+
+
+@router.post("/v1/feedback", response_model=FeedbackOut, status_code=201, tags=["feedback"], dependencies=[WriteGuard])
+def add_feedback(body: FeedbackIn, store: StoreDep) -> FeedbackOut:
+    """Store a correction beside the recorded prediction with this id (the prediction itself is kept)."""
+    labels = body.labels if body.labels is not None else [body.label]
+    problems = validate_annotation(body.label, labels, body.topic)
+    if problems:
+        raise HTTPException(422, "; ".join(problems))
+    try:
+        stored = store.add_correction(Correction(body.id, body.label, labels, body.topic, body.note, body.text))
+    except NotFound as exc:
+        raise HTTPException(404, f"{exc}; classify it first (with recording on)") from exc
+    except Mismatch as exc:
+        raise HTTPException(422, str(exc)) from exc
+    return FeedbackOut.model_validate(stored)
+
+
+@router.get(
+    "/v1/feedback/export",
+    tags=["feedback"],
+    dependencies=[WriteGuard],
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/x-ndjson": {}}, "description": "one correction per line, training format"}},
+)
+def export_feedback(store: StoreDep) -> StreamingResponse:
+    """Stream corrections as JSONL in the training format (id, text, label, labels, topic, ...).
+
+    Corrections whose text is unknown (not sent with the correction, and UXCX_STORE_TEXT off) can't be
+    trained on: they are left out and counted in the `X-Uxcx-Without-Text` header.
+    """
+    skipped = store.count_corrections_without_text()
+    lines = (dumps_line(row) for row in store.corrections(with_text_only=True))
+    return StreamingResponse(lines, media_type="application/x-ndjson", headers={"X-Uxcx-Without-Text": str(skipped)})
 
 
 @router.get("/healthz", response_model=Health, tags=["health"])
@@ -43,8 +131,18 @@ def healthz() -> Health:
     return Health(status="ok")
 
 
-@router.get("/readyz", response_model=Health, tags=["health"])
-def readyz(model: ClassifierDep) -> Health:
-    """The model is loaded and answering."""
-    model.model.predict_batch(["ready?"], evidence=False)
-    return Health(status="ready", model_version=model.version)
+@router.get("/readyz", response_model=Health, tags=["health"], responses={503: {"model": Health}})
+def readyz(model: ClassifierDep, store: StoreDep, response: Response) -> Health:
+    """The model is loaded and the database answers; 503 otherwise."""
+    try:
+        store.ping()
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the database means not ready
+        response.status_code = 503
+        return Health(status="unavailable", model_version=model.version, database="unavailable", detail=type(exc).__name__)
+    return Health(status="ready", model_version=model.version, database="ok")
+
+
+@router.get("/metrics", tags=["health"], response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+def metrics(m: MetricsDep) -> Response:
+    """Prometheus metrics: requests and latency by route and status, predictions by label, model version, batch sizes."""
+    return Response(m.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -1,0 +1,219 @@
+"""API load test on loopback: `uxcx serve` against a bare FastAPI endpoint that returns a constant, in one run.
+
+wrk (Debian package `wrk`) drives 16 connections at POST /v1/classify with single texts; then the batch
+endpoint with 1000 items per request. Both servers run one uvicorn worker; wrk runs one thread. Results
+go to bench/results/api.{md,json}.
+
+    python -m bench.api [--duration 10] [--connections 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+
+from service.schemas import BatchOut, ClassifyBatch, ClassifyItem, PredictionOut
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+
+_CONSTANT = PredictionOut.model_validate(
+    {
+        "id": "x",
+        "label": "ux",
+        "labels": ["ux"],
+        "topic": "crash_error",
+        "confidence": 0.9,
+        "scores": {"ux": 0.9, "cx": 0.05, "other": 0.05},
+        "evidence": ["crash", "app", "open"],
+        "model_version": "bare",
+    }
+)
+
+
+def bare_app() -> FastAPI:
+    """The peer: the same request schema, parsed the same way, and a constant answer."""
+    app = FastAPI()
+
+    @app.post("/v1/classify", response_model=PredictionOut | BatchOut)
+    async def classify(body: ClassifyItem | ClassifyBatch) -> PredictionOut | BatchOut:
+        if isinstance(body, ClassifyBatch):
+            return BatchOut(items=[_CONSTANT] * len(body.items))
+        return _CONSTANT
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+_LUA = """
+local bodies = {%s}
+local i = 0
+request = function()
+  i = i %% #bodies + 1
+  return wrk.format("POST", "/v1/classify", {["Content-Type"] = "application/json"}, bodies[i])
+end
+done = function(summary, latency, requests)
+  local f = io.open("%s", "w")
+  f:write(string.format('{"requests": %%d, "seconds": %%.3f, "errors": %%d, "non2xx": %%d, "p50_ms": %%.3f, "p99_ms": %%.3f, "max_ms": %%.3f}',
+    summary.requests, summary.duration / 1e6,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout, summary.errors.status,
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency.max / 1000))
+  f:close()
+end
+"""
+
+
+def _lua_string(s: str) -> str:
+    return "[==[" + s + "]==]"
+
+
+def corpus_texts(n: int, seed: int = 7) -> list[str]:
+    """Distinct texts from the shipped corpus (their length is that of real feedback)."""
+    lines = (ROOT / "training" / "data" / "train.jsonl").read_text(encoding="utf-8").splitlines()
+    texts = [json.loads(line)["text"] for line in lines if line.strip()]
+    random.Random(seed).shuffle(texts)
+    return texts[:n]
+
+
+def wrk(port: int, bodies: list[str], connections: int, duration: int, workdir: Path) -> dict[str, Any]:
+    """Run wrk with a rotating set of bodies; return its summary."""
+    out = workdir / "wrk.json"
+    script = workdir / "bodies.lua"
+    script.write_text(_LUA % (",".join(_lua_string(b) for b in bodies), out), encoding="utf-8")
+    subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "-s", str(script), f"http://127.0.0.1:{port}"],
+        check=True, capture_output=True, text=True,
+    )
+    stats: dict[str, Any] = json.loads(out.read_text())
+    stats["req_per_s"] = stats["requests"] / stats["seconds"]
+    return stats
+
+
+def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 120.0) -> None:
+    """Wait for /healthz to answer."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server on port {port} exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"server on port {port} did not start")
+
+
+def start(cmd: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    """Start a server process pinned to CPU 0 (wrk gets CPU 1)."""
+    if hasattr(os, "sched_setaffinity") and os.cpu_count() and os.cpu_count() >= 2:  # type: ignore[operator]
+        cmd = ["taskset", "-c", "0", *cmd]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wait_ready(port, proc)
+    return proc
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a server and wait for it."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure both servers and write the results."""
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--batch-size", type=int, default=1000)
+    args = ap.parse_args(argv)
+    if shutil.which("wrk") is None:
+        print("bench.api: wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr)
+        return 2
+
+    texts = corpus_texts(2000)
+    singles = [json.dumps({"text": t, "source": "bench"}) for t in texts[:500]]
+    batches = [
+        json.dumps({"items": [{"text": t, "source": "bench"} for t in texts[i : i + args.batch_size]]})
+        for i in range(0, len(texts) - args.batch_size + 1, args.batch_size)
+    ]
+    results: dict[str, Any] = {"connections": args.connections, "duration_s": args.duration, "batch_size": args.batch_size}
+    bin_dir = Path(sys.executable).parent
+    with tempfile.TemporaryDirectory(prefix="uxcx-bench-") as tmp:
+        work = Path(tmp)
+        env = {**os.environ, "UXCX_DATA_DIR": str(work / "var"), "UXCX_RATE_LIMIT": "1000000/second"}
+        runs = {
+            "bare": [str(bin_dir / "uvicorn"), "bench.api:bare_app", "--factory", "--port", "8611", "--no-access-log", "--log-level", "warning"],
+            "uxcx": [str(bin_dir / "uxcx"), "serve", "--port", "8612"],
+        }
+        for name, cmd in runs.items():
+            port = int(cmd[cmd.index("--port") + 1])
+            proc = start(cmd, env, port)
+            try:
+                wrk(port, singles, args.connections, 2, work)  # warm-up
+                results[f"{name}_single"] = wrk(port, singles, args.connections, args.duration, work)
+                results[f"{name}_batch"] = wrk(port, batches, 2, args.duration, work)
+                results[f"{name}_batch"]["texts_per_s"] = results[f"{name}_batch"]["req_per_s"] * args.batch_size
+            finally:
+                stop(proc)
+            if name == "uxcx":
+                db = work / "var" / "uxcx.db"
+                results["recorded_rows"] = _count_rows(db)
+    bare, ux = results["bare_single"], results["uxcx_single"]
+    results["single_ratio"] = ux["req_per_s"] / bare["req_per_s"]
+    write(results)
+    print(RESULTS.joinpath("api.md").read_text())
+    return 0
+
+
+def _count_rows(db: Path) -> int:
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        return int(conn.execute("SELECT count(*) FROM predictions").fetchone()[0])
+
+
+def write(r: dict[str, Any]) -> None:
+    """bench/results/api.{json,md}."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "api.json").write_text(json.dumps(r, indent=2) + "\n")
+    b, u, bb, ub = r["bare_single"], r["uxcx_single"], r["bare_batch"], r["uxcx_batch"]
+    lines = [
+        f"# API load test ({r['connections']} connections, {r['duration_s']} s per run, loopback, one uvicorn worker)",
+        "",
+        "| endpoint | req/s | p50 ms | p99 ms | errors | texts/s |",
+        "|---|---|---|---|---|---|",
+        f"| bare FastAPI, single | {b['req_per_s']:,.0f} | {b['p50_ms']:.2f} | {b['p99_ms']:.2f} | {b['errors'] + b['non2xx']} | |",
+        f"| uxcx classify, single | {u['req_per_s']:,.0f} | {u['p50_ms']:.2f} | {u['p99_ms']:.2f} | {u['errors'] + u['non2xx']} | |",
+        f"| bare FastAPI, batch of {r['batch_size']} | {bb['req_per_s']:,.1f} | {bb['p50_ms']:.1f} | {bb['p99_ms']:.1f} | {bb['errors'] + bb['non2xx']} | {bb['texts_per_s']:,.0f} |",
+        f"| uxcx classify, batch of {r['batch_size']} | {ub['req_per_s']:,.1f} | {ub['p50_ms']:.1f} | {ub['p99_ms']:.1f} | {ub['errors'] + ub['non2xx']} | {ub['texts_per_s']:,.0f} |",
+        "",
+        f"uxcx single-text req/s = {r['single_ratio']:.0%} of the bare endpoint's (target ≥ 80 %); "
+        f"p99 {u['p99_ms']:.1f} ms (target ≤ 20 ms); batch {ub['texts_per_s']:,.0f} texts/s (target ≥ 20,000). "
+        f"Every uxcx answer was recorded in SQLite: {r['recorded_rows']:,} rows.",
+    ]
+    (RESULTS / "api.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,90 @@
+"""What the service runs per batch: predict with the model in hand, then record the predictions."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from classifier.artifacts import LoadedModel
+from classifier.model import Prediction
+from classifier.redact import mask_personal_data
+from service.batcher import Batcher
+from service.metrics import Metrics
+from service.store import Record, Store, text_hash, to_utc, utcnow
+
+log = logging.getLogger("uxcx.service")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One text to classify, with what is recorded beside it."""
+
+    text: str
+    id: str | None
+    source: str | None
+    created_at: datetime | None
+    record: bool
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A prediction, the model version that made it and the id it is recorded under."""
+
+    prediction: Prediction
+    model_version: str
+    id: str | None
+
+
+class Runtime:
+    """Holds the served model (swapped by one reference assignment), the store and the batcher."""
+
+    def __init__(self, loaded: LoadedModel, store: Store, metrics: Metrics, store_text: bool, max_items: int) -> None:
+        self.loaded = loaded
+        self.store = store
+        self.metrics = metrics
+        self.store_text = store_text
+        self.batcher: Batcher[Job, Answer] = Batcher(self._work, max_items)
+
+    def _work(self, jobs: list[Job]) -> list[Answer]:
+        loaded = self.loaded  # one model for the whole batch, even if a reload swaps it meanwhile
+        preds = loaded.model.predict_batch([j.text for j in jobs])
+        self.metrics.model_batch.observe(len(jobs))
+        now = utcnow()
+        answers: list[Answer] = []
+        records: list[Record] = []
+        for job, pred in zip(jobs, preds):
+            self.metrics.predictions.labels(pred.label).inc()
+            item_id = job.id if job.id is not None or not job.record else uuid.uuid4().hex
+            answers.append(Answer(pred, loaded.version, item_id))
+            if job.record and item_id is not None:
+                records.append(
+                    Record(
+                        item_id=item_id,
+                        received_at=now,
+                        created_at=to_utc(job.created_at),
+                        source=job.source,
+                        label=pred.label,
+                        labels=pred.labels,
+                        topic=pred.topic,
+                        confidence=pred.confidence,
+                        scores=pred.scores,
+                        model_version=loaded.version,
+                        text_sha256=text_hash(job.text),
+                        text=mask_personal_data(job.text) if self.store_text else None,
+                    )
+                )
+        if records:
+            try:
+                self.store.add_predictions(records)
+                self.metrics.recorded.inc(len(records))
+            except Exception as exc:  # noqa: BLE001 - the answer still goes out; the loss is counted and logged
+                self.metrics.record_failures.inc(len(records))
+                log.error("could not record %d predictions: %s", len(records), type(exc).__name__)
+        return answers
+
+    async def classify(self, jobs: list[Job]) -> list[Answer]:
+        """Classify jobs (merged with concurrent requests into one model call) and record them."""
+        self.metrics.batch_size.observe(len(jobs))
+        return await self.batcher.submit(jobs)
