@@ -208,6 +208,39 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 
 # -------------------------------------------------------------------- asset
+def _database_url(args: argparse.Namespace) -> str:
+    from service.settings import Settings
+
+    return str(args.database_url) if args.database_url else Settings().db_url
+
+
+def cmd_review_queue(args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from service.store import Store, dumps_line, make_engine, migrate
+
+    engine = make_engine(_database_url(args))
+    try:
+        migrate(engine)
+        rows = Store(engine).least_certain(args.limit)
+    except SQLAlchemyError as exc:
+        _print_err(f"cannot read the database {engine.url.render_as_string(hide_password=True)}: {exc}")
+        return 2
+    finally:
+        engine.dispose()
+    out: TextIO = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
+    try:
+        for row in rows:
+            out.write(dumps_line(row))
+    finally:
+        if args.output:
+            out.close()
+    textless = sum(r["text"] is None for r in rows)
+    print(f"{len(rows)} predictions to review, least certain first"
+          + (f"; {textless} without stored text (UXCX_STORE_TEXT was off)" if textless else ""), file=sys.stderr)
+    return 0
+
+
 def cmd_asset_build(args: argparse.Namespace) -> int:
     try:
         from training.asset import build
@@ -334,6 +367,12 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--models-dir", default=argparse.SUPPRESS, help="folder of model versions (default: $UXCX_MODELS_DIR or ./models)")
     sv.add_argument("--access-log", action="store_true", help="log every request (off by default: it costs throughput)")
     sv.set_defaults(func=cmd_serve)
+
+    rq = sub.add_parser("review-queue", help="the recorded predictions the model was least sure of, as JSONL to label")
+    rq.add_argument("--limit", type=_positive_int, default=100)
+    rq.add_argument("--database-url", help="default: $UXCX_DATABASE_URL or the service's SQLite file in $UXCX_DATA_DIR")
+    rq.add_argument("-o", "--output", help="file to write (default: stdout)")
+    rq.set_defaults(func=cmd_review_queue)
 
     a = sub.add_parser("asset", help="the static embedding asset")
     asub = a.add_subparsers(dest="asset_command", required=True)

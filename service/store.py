@@ -270,6 +270,41 @@ class Store:
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
 
+    def least_certain(self, limit: int) -> list[dict[str, Any]]:
+        """Recorded predictions the model was least sure of (smallest gap between its top two labels),
+        not yet corrected, as training-format rows pre-filled with the prediction for a person to fix."""
+        p = [predictions.c.p_ux, predictions.c.p_cx, predictions.c.p_other]
+        if self.engine.dialect.name == "postgresql":
+            top, low = func.greatest(*p), func.least(*p)
+        else:  # SQLite's scalar max()/min() take several arguments
+            top, low = func.max(*p), func.min(*p)
+        # The gap between the top two: top - (sum - top - low) = 2*top + low - sum.
+        margin = (2 * top + low - p[0] - p[1] - p[2]).label("margin")
+        corrected = select(feedback.c.prediction_pk)
+        query = (
+            select(predictions, margin)
+            .where(predictions.c.pk.not_in(corrected))
+            .order_by(margin, predictions.c.pk)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [
+            {
+                "id": r.item_id,
+                "text": r.text,
+                "label": r.label,
+                "labels": r.labels.split(","),
+                "topic": r.topic,
+                "source": r.source,
+                "margin": round(float(r.margin), 4),
+                "scores": {"ux": r.p_ux, "cx": r.p_cx, "other": r.p_other},
+                "model_version": r.model_version,
+                "received_at": r.received_at.isoformat(),
+            }
+            for r in rows
+        ]
+
     def _bucket(self, unit: str) -> ColumnElement[Any]:
         col = predictions.c.occurred_at
         if self.engine.dialect.name == "postgresql":

@@ -429,3 +429,31 @@ def test_real_uvicorn_workers_over_http(shipped, tmp_path):
         proc.terminate()
         _, err = proc.communicate(timeout=30)
     assert b"Traceback" not in err, err.decode(errors="replace")[-2000:]
+
+
+# ---------------------------------------------------------- CLI on the store
+def test_review_queue_lists_the_least_certain_uncorrected_predictions(backend, tmp_path, shipped):
+    from service.store import Correction, migrate
+
+    url = _fresh_url(backend, tmp_path)
+    engine = make_engine(url)
+    migrate(engine)
+    store = Store(engine)
+    _known_rows(store, shipped.version)
+    store.add_correction(Correction("s-5", "cx", ["cx"], "billing_refund"))
+    engine.dispose()
+    out = subprocess.run(
+        [sys.executable, "-m", "cli.main", "review-queue", "--limit", "3", "--database-url", url],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    # Margins: s-1 0.85, s-2 0.30, s-3 0.50, s-4 0.70; s-5 (0.25) is already corrected.
+    assert [r["id"] for r in rows] == ["s-2", "s-3", "s-4"]
+    assert rows[0]["margin"] == pytest.approx(0.3) and rows[0]["label"] == "ux" and rows[0]["topic"] == "performance"
+    assert "3 predictions to review" in out.stderr and "without stored text" in out.stderr
+
+
+def test_serve_refuses_bad_settings_plainly(tmp_path):
+    env = {**os.environ, "UXCX_MODELS_DIR": str(ROOT / "models"), "UXCX_MAX_BATCH": "lots"}
+    out = subprocess.run([sys.executable, "-m", "cli.main", "serve"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "UXCX_MAX_BATCH" in out.stderr and "Traceback" not in out.stderr
