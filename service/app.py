@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import logging
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -17,12 +21,19 @@ from classifier import artifacts
 from service.limits_mw import BodyLimitMiddleware
 from service.metrics import Metrics, MetricsMiddleware
 from service.routes import router
-from service.runtime import Runtime
+from service.runtime import Runtime, load_warm
 from service.security import KeyChecker, RateLimiter
 from service.settings import Settings
 from service.store import Store, make_engine, migrate
 
 log = logging.getLogger("uxcx.service")
+
+
+async def _reload_logged(runtime: Runtime, models_dir: Path) -> None:
+    try:
+        await runtime.reload(models_dir)
+    except artifacts.ArtifactError as exc:
+        log.error("reload refused, still serving %s: %s", runtime.loaded.version, exc)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -33,7 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
-            loaded = artifacts.load(settings.models_dir)
+            loaded = load_warm(settings.models_dir)
         except artifacts.ArtifactError as exc:
             log.error("uxcx refuses to start: %s", exc)
             raise
@@ -44,8 +55,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.error("uxcx refuses to start: the database at %s cannot be prepared: %s", engine.url, exc)
             engine.dispose()
             raise
-        # First call fills the model's lazy tables (seconds); do it now, not in the first request.
-        loaded.model.predict_batch(["warm-up: the app crashes and the parcel never came"])
         runtime = Runtime(loaded, Store(engine), metrics, settings.store_text, settings.max_batch)
         app.state.runtime = runtime
         metrics.set_model(loaded.version)
@@ -53,6 +62,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gc.collect()
         gc.freeze()
         runtime.batcher.start()
+        loop = asyncio.get_running_loop()
+        reloads: set[asyncio.Task[None]] = set()
+
+        def on_sighup() -> None:
+            task = loop.create_task(_reload_logged(runtime, settings.models_dir))
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
+        # SIGHUP reloads models/current in this process (with --workers N, uvicorn's parent takes
+        # SIGHUP instead and replaces the workers one at a time).
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signal.SIGHUP, on_sighup)
         log.info(
             "serving model %s from %s; database %s at revision %s",
             loaded.version, settings.models_dir, engine.url.render_as_string(hide_password=True), revision,
@@ -60,6 +81,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(signal.SIGHUP)
             await runtime.batcher.stop()
             engine.dispose()
 

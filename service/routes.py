@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Response
 from fastapi.responses import StreamingResponse
 
+from classifier import artifacts
 from classifier.labels import validate_annotation
 from service.deps import ClassifierDep, ClassifyGuard, MetricsDep, RuntimeDep, SettingsDep, StatsGuard, StoreDep, WriteGuard
 from service.runtime import Answer, Job
@@ -20,6 +21,7 @@ from service.schemas import (  # noqa: F401 - BatchOut and PredictionOut documen
     FeedbackOut,
     Health,
     PredictionOut,
+    ReloadOut,
     StatsOut,
 )
 from service.store import GROUP_KEYS, Correction, Mismatch, NotFound, dumps_line, to_utc
@@ -123,6 +125,17 @@ def export_feedback(store: StoreDep) -> StreamingResponse:
     skipped = store.count_corrections_without_text()
     lines = (dumps_line(row) for row in store.corrections(with_text_only=True))
     return StreamingResponse(lines, media_type="application/x-ndjson", headers={"X-Uxcx-Without-Text": str(skipped)})
+
+
+@router.post("/v1/admin/reload", response_model=ReloadOut, tags=["admin"], dependencies=[WriteGuard], responses={409: {}})
+async def reload_model(runtime: RuntimeDep, settings: SettingsDep) -> ReloadOut:
+    """Load `models/current` again and swap it in without downtime (this worker; with several
+    workers, send SIGHUP to the server's parent process instead)."""
+    try:
+        previous, current = await runtime.reload(settings.models_dir)
+    except artifacts.ArtifactError as exc:
+        raise HTTPException(409, f"reload refused, still serving {runtime.loaded.version}: {exc}") from exc
+    return ReloadOut(previous_version=previous, model_version=current)
 
 
 @router.get("/healthz", response_model=Health, tags=["health"])

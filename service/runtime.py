@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
+from classifier import artifacts
 from classifier.artifacts import LoadedModel
 from classifier.model import Prediction
 from classifier.redact import mask_personal_data
@@ -46,6 +50,7 @@ class Runtime:
         self.metrics = metrics
         self.store_text = store_text
         self.batcher: Batcher[Job, Answer] = Batcher(self._work, max_items)
+        self._reload_lock = asyncio.Lock()
 
     def _work(self, jobs: list[Job]) -> list[Answer]:
         loaded = self.loaded  # one model for the whole batch, even if a reload swaps it meanwhile
@@ -88,3 +93,29 @@ class Runtime:
         """Classify jobs (merged with concurrent requests into one model call) and record them."""
         self.metrics.batch_size.observe(len(jobs))
         return await self.batcher.submit(jobs)
+
+    async def reload(self, models_dir: Path) -> tuple[str, str]:
+        """Load and verify `models/current`, then swap it in by one reference assignment.
+
+        Loading runs in a thread while the old model keeps answering; a batch holds the model it
+        started with, so requests in flight finish on the old one. A version that fails
+        verification raises ArtifactError and leaves the old one serving.
+        """
+        async with self._reload_lock:
+            new = await asyncio.to_thread(load_warm, models_dir)
+            previous = self.loaded.version
+            self.loaded = new
+            self.metrics.set_model(new.version, previous=previous)
+            # Let the old model go, then keep the new one out of the collector's walks, as at startup.
+            gc.unfreeze()
+            gc.collect()
+            gc.freeze()
+            log.info("reloaded: now serving model %s", new.version)
+            return previous, new.version
+
+
+def load_warm(models_dir: Path) -> LoadedModel:
+    """Load and verify the current model, then fill its lazy tables with one call (seconds, off the hot path)."""
+    loaded = artifacts.load(models_dir)
+    loaded.model.predict_batch(["warm-up: the app crashes and the parcel never came"])
+    return loaded

@@ -118,3 +118,10 @@ class Health(BaseModel):
     model_version: str | None = None
     database: str | None = None
     detail: str | None = None
+
+
+class ReloadOut(BaseModel):
+    """The model served before and after a reload."""
+
+    previous_version: str
+    model_version: str
