@@ -19,7 +19,7 @@ class Metrics:
 
     def __init__(self) -> None:
         # The *_created series double the output and no dashboard reads them.
-        disable_created_metrics()
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter("uxcx_requests", "HTTP requests by route, method and status", ["route", "method", "status"], registry=r)
@@ -49,7 +49,7 @@ class Metrics:
         """The metrics in Prometheus text format (all workers' when in multiprocess mode)."""
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             registry = CollectorRegistry()
-            MultiProcessCollector(registry)
+            MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
             return generate_latest(registry)
         return generate_latest(self.registry)
 

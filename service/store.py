@@ -218,7 +218,7 @@ class Store:
                 raise NotFound(f"no recorded prediction has id {c.item_id!r}")
             if c.text is not None and text_hash(c.text) != row.text_sha256:
                 raise Mismatch(f"'text' is not the text that was classified as {c.item_id!r}")
-            pk = conn.execute(
+            result = conn.execute(
                 insert(feedback).values(
                     prediction_pk=row.pk,
                     item_id=c.item_id,
@@ -229,7 +229,9 @@ class Store:
                     note=c.note,
                     text=c.text,
                 )
-            ).inserted_primary_key
+            )
+            pk = result.inserted_primary_key
+            assert pk is not None  # an INSERT of one row always has its key
         return {"feedback_id": int(pk[0]), "id": c.item_id, "predicted_label": row.label, "model_version": row.model_version}
 
     def corrections(self, with_text_only: bool = True) -> Iterator[dict[str, Any]]:
@@ -360,7 +362,7 @@ class Store:
                 target["labels"][row.label]["count"] += row.n
                 for lab in LABELS:
                     target["labels"][lab]["expected"] += float(getattr(row, f"e_{lab}") or 0.0)
-        out_groups = []
+        out_groups: list[dict[str, Any]] = []
         for key in sorted(groups, key=lambda k: tuple("" if v is None else str(v) for v in k)):
             g = groups[key]
             base = dict(zip(keys, (str(v) if isinstance(v, datetime) else v for v in key)))
