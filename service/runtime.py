@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import uuid
-from dataclasses import dataclass
+import os
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
 from classifier import artifacts
 from classifier.artifacts import LoadedModel
@@ -21,8 +22,7 @@ from service.store import Record, Store, text_hash, to_utc, utcnow
 log = logging.getLogger("uxcx.service")
 
 
-@dataclass(frozen=True)
-class Job:
+class Job(NamedTuple):
     """One text to classify, with what is recorded beside it."""
 
     text: str
@@ -32,8 +32,7 @@ class Job:
     record: bool
 
 
-@dataclass(frozen=True)
-class Answer:
+class Answer(NamedTuple):
     """A prediction, the model version that made it and the id it is recorded under."""
 
     prediction: Prediction
@@ -56,28 +55,21 @@ class Runtime:
         loaded = self.loaded  # one model for the whole batch, even if a reload swaps it meanwhile
         preds = loaded.model.predict_batch([j.text for j in jobs])
         self.metrics.model_batch.observe(len(jobs))
+        for label, n in Counter(p.label for p in preds).items():
+            self.metrics.predictions.labels(label).inc(n)
         now = utcnow()
+        version = loaded.version
         answers: list[Answer] = []
         records: list[Record] = []
         for job, pred in zip(jobs, preds):
-            self.metrics.predictions.labels(pred.label).inc()
-            item_id = job.id if job.id is not None or not job.record else uuid.uuid4().hex
-            answers.append(Answer(pred, loaded.version, item_id))
+            item_id = job.id if job.id is not None or not job.record else os.urandom(16).hex()
+            answers.append(Answer(pred, version, item_id))
             if job.record and item_id is not None:
                 records.append(
                     Record(
-                        item_id=item_id,
-                        received_at=now,
-                        created_at=to_utc(job.created_at),
-                        source=job.source,
-                        label=pred.label,
-                        labels=pred.labels,
-                        topic=pred.topic,
-                        confidence=pred.confidence,
-                        scores=pred.scores,
-                        model_version=loaded.version,
-                        text_sha256=text_hash(job.text),
-                        text=mask_personal_data(job.text) if self.store_text else None,
+                        item_id, now, to_utc(job.created_at), job.source, pred.label, pred.labels, pred.topic,
+                        pred.confidence, pred.scores, version, text_hash(job.text),
+                        mask_personal_data(job.text) if self.store_text else None,
                     )
                 )
         if records:

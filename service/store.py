@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     BigInteger,
@@ -129,9 +129,8 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
 
 
-@dataclass(frozen=True)
-class Record:
-    """One classified item to store."""
+class Record(NamedTuple):
+    """One classified item to store (a named tuple: a frozen dataclass cost microseconds per row to build)."""
 
     item_id: str
     received_at: datetime
