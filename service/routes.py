@@ -39,7 +39,7 @@ def _json(obj: Any) -> Response:
     return Response(json.dumps(obj, ensure_ascii=False, allow_nan=False), media_type="application/json")
 
 
-def _jobs(items: list[ClassifyItem], record: bool, max_batch: int, max_chars: int) -> list[Job]:
+def _jobs(items: list[ClassifyItem], record: bool, evidence: bool, max_batch: int, max_chars: int) -> list[Job]:
     if len(items) > max_batch:
         raise HTTPException(422, f"batch has {len(items)} items; the limit is {max_batch} (UXCX_MAX_BATCH)")
     jobs = []
@@ -50,7 +50,7 @@ def _jobs(items: list[ClassifyItem], record: bool, max_batch: int, max_chars: in
             raise HTTPException(
                 422, f"item {i}: 'text' has {len(item.text)} characters; the limit is {max_chars} (UXCX_MAX_TEXT_CHARS)"
             )
-        jobs.append(Job(item.text, item.id, item.source, item.created_at, record and item.record))
+        jobs.append(Job(item.text, item.id, item.source, item.created_at, record and item.record, evidence and item.evidence))
     return jobs
 
 
@@ -58,9 +58,9 @@ def _jobs(items: list[ClassifyItem], record: bool, max_batch: int, max_chars: in
 async def classify(body: ClassifyItem | ClassifyBatch, runtime: RuntimeDep, settings: SettingsDep) -> Response:
     """Classify one text (`{"text": ...}`) or a batch (`{"items": [...]}`) in one vectorised call; record each."""
     if isinstance(body, ClassifyBatch):
-        jobs = _jobs(body.items, body.record and settings.record, settings.max_batch, settings.max_text_chars)
+        jobs = _jobs(body.items, body.record and settings.record, body.evidence, settings.max_batch, settings.max_text_chars)
         return _json({"items": [_out(a) for a in await runtime.classify(jobs)]})
-    jobs = _jobs([body], settings.record, settings.max_batch, settings.max_text_chars)
+    jobs = _jobs([body], settings.record, True, settings.max_batch, settings.max_text_chars)
     return _json(_out((await runtime.classify(jobs))[0]))
 
 

@@ -19,6 +19,7 @@ class ClassifyItem(BaseModel):
     source: str | None = Field(default=None, max_length=100, description="where the text comes from, e.g. 'zendesk'")
     created_at: datetime | None = Field(default=None, description="when the text was written (ISO 8601; UTC when no offset)")
     record: bool = Field(default=True, description="false: answer without recording the prediction")
+    evidence: bool = Field(default=True, description="false: leave `evidence` empty (about twice as fast in bulk)")
 
 
 class ClassifyBatch(BaseModel):
@@ -28,6 +29,7 @@ class ClassifyBatch(BaseModel):
 
     items: list[ClassifyItem] = Field(min_length=1, description="up to UXCX_MAX_BATCH items")
     record: bool = Field(default=True, description="false: answer without recording any of the predictions")
+    evidence: bool = Field(default=True, description="false: leave `evidence` empty for every item (about twice as fast)")
 
 
 class Scores(BaseModel):

@@ -114,6 +114,9 @@ def test_batch_keeps_order_in_one_model_call(client):
     assert [x["label"] for x in r.json()["items"]] == ["cx", "other", "ux"]
     assert metrics.model_batch._sum.get() - calls == 3
     assert sum(b.get() for b in metrics.model_batch._buckets) - count_before == 1 and items_before
+    lean = client.post("/v1/classify", json={"items": items, "evidence": False}).json()["items"]
+    assert [x["label"] for x in lean] == ["cx", "other", "ux"] and all(x["evidence"] == [] for x in lean)
+    assert [x["scores"] for x in lean] == [x["scores"] for x in r.json()["items"]]
 
 
 @pytest.mark.parametrize(
