@@ -53,12 +53,12 @@ def two_versions(tmp_path_factory, shipped, tiny_model) -> tuple[Path, str, str]
     return models, shipped.version, tiny
 
 
-@pytest.fixture()
-def server(two_versions, tmp_path):
+@pytest.fixture(scope="module")
+def server(two_versions, tmp_path_factory):
     models, first, _ = two_versions
     artifacts.set_current(models, first)
     port = _free_port()
-    env = {**os.environ, "UXCX_MODELS_DIR": str(models), "UXCX_DATA_DIR": str(tmp_path / "var"), "UXCX_API_KEYS": KEY,
+    env = {**os.environ, "UXCX_MODELS_DIR": str(models), "UXCX_DATA_DIR": str(tmp_path_factory.mktemp("var")), "UXCX_API_KEYS": KEY,
            "UXCX_RATE_LIMIT": ""}
     env.pop("UXCX_DATABASE_URL", None)
     proc = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--port", str(port)], cwd=ROOT, env=env,
@@ -111,7 +111,7 @@ def test_reloads_under_load_drop_no_request(two_versions, server):
     assert _ready_version(port) == first
 
 
-def test_reload_needs_a_key_and_refuses_a_bad_version(two_versions, server, tmp_path):
+def test_reload_needs_a_key_and_refuses_a_bad_version(two_versions, server):
     models, first, second = two_versions
     port, proc = server
     assert _post(port, "/v1/admin/reload", {})[0] == 401
