@@ -198,8 +198,13 @@ def previous_current(models_dir: Path) -> str | None:
                 stack.pop()
             if not stack:
                 stack.append(version)
-        elif not stack or stack[-1] != version:
-            stack.append(version)
+        else:
+            previous = entry.get("previous")
+            # A current that predates the history (or was set by hand) is known from `previous`.
+            if isinstance(previous, str) and VERSION_RE.fullmatch(previous) and (not stack or stack[-1] != previous):
+                stack.append(previous)
+            if not stack or stack[-1] != version:
+                stack.append(version)
     now = current_version(models_dir)
     if now is not None and (not stack or stack[-1] != now):
         stack.append(now)  # `current` was changed by hand, outside the history

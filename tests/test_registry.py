@@ -76,6 +76,13 @@ def test_rollback_passes_over_deleted_versions_and_hand_edits(models):
     assert artifacts.previous_current(models) == a
 
 
+def test_a_current_from_before_the_history_can_be_rolled_back_to(models):
+    a, b, _ = VERSIONS
+    (models / "current").write_text(a + "\n")  # e.g. a models folder from before history.jsonl
+    artifacts.set_current(models, b)
+    assert rollback(models) == (b, a)
+
+
 def test_promote_verifies_first_and_refuses_a_tampered_artifact(models):
     a, b, _ = VERSIONS
     assert promote(models, a) is None
