@@ -173,7 +173,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if real_dev.is_file():
         eval_sets.append(EvalSet("real-dev", _load_or_fail([real_dev]), str(real_dev)))
     corrections: list[Any] | None = None
-    invalid, sources = 0, []
+    invalid = 0
+    sources: list[str] = []
     if args.corrections:
         corrections, invalid, sources = _read_corrections(args.corrections)
     try:

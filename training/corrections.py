@@ -120,17 +120,17 @@ def apply_corrections(
     overrode = confirmed = 0
     for r in records:
         key = norm_text(r.text)
-        c = usable.get(key)
-        if c is None:
+        fix = usable.get(key)
+        if fix is None:
             out.append(r)
             continue
         if key not in matched:
             matched.add(key)
-            if _same_annotation(r, c):
+            if _same_annotation(r, fix):
                 confirmed += 1
             else:
                 overrode += 1
-        out.append(Record(id=r.id, text=r.text, label=c.label, labels=c.labels, topic=c.topic, source=r.source))
+        out.append(Record(id=r.id, text=r.text, label=fix.label, labels=fix.labels, topic=fix.topic, source=r.source))
     added = [c for key, c in usable.items() if key not in matched]
     out.extend(added)
     facts = CorrectionFacts(
