@@ -106,6 +106,9 @@ def cmd_data_audit(args: argparse.Namespace) -> int:
     write_suspects(suspects, out)
     print(f"{len(suspects)} likely mislabeled of {len(records)} ({len(suspects) / max(len(records), 1):.1%}) "
           f"written to {out}, most certain first, for a person to review")
+    secondary = sum(sus.secondary for sus in suspects)
+    if secondary:
+        print(f"{secondary} of them already carry the suggested label as their second label (which label is primary?)")
     print(f"{'given':<8} {'suggested':<10} {'count':>6}")
     for (given, suggested), n in sorted(pair_counts(suspects).items(), key=lambda kv: -kv[1]):
         print(f"{given:<8} {suggested:<10} {n:>6}")

@@ -38,6 +38,9 @@ def test_find_suspects_on_known_probabilities(tmp_path):
     write_suspects(suspects, out)
     row = json.loads(out.read_text().splitlines()[0])
     assert set(row) >= {"rank", "id", "text", "given_label", "suggested_label", "p_given", "p_suggested", "scores", "origin"}
+    assert row["secondary"] is False
+    both = Record("b", "t", "ux", ("ux", "cx"), "crash_error", "t")
+    assert find_suspects([*records, both], np.vstack([proba, [0.01, 0.98, 0.01]]))[0].secondary
     with pytest.raises(ValueError, match="shape"):
         find_suspects(records, proba[:5])
 

@@ -39,6 +39,11 @@ class Suspect:
     p_suggested: float
     scores: dict[str, float]
 
+    @property
+    def secondary(self) -> bool:
+        """The suggestion is already the text's second label: a dispute over which label is primary."""
+        return self.suggested in self.record.labels
+
     def as_dict(self) -> dict[str, Any]:
         """The JSONL form written for review."""
         r = self.record
@@ -52,6 +57,7 @@ class Suspect:
             "p_suggested": round(self.p_suggested, 4),
             "scores": {k: round(v, 4) for k, v in self.scores.items()},
             "given_labels": list(r.labels),
+            "secondary": self.secondary,
             "given_topic": r.topic,
             "source": r.source,
             "origin": self.origin,
