@@ -5,8 +5,11 @@ BIN    := $(VENV)/bin
 UXCX   := $(BIN)/uxcx
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
+# make train CORRECTIONS="a.jsonl b.jsonl" TRAIN_ARGS="--force"
+CORRECTIONS ?=
+TRAIN_ARGS  ?=
 
-.PHONY: help install train eval test bench asset run clean
+.PHONY: help install train eval test audit bench asset run clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -19,8 +22,8 @@ $(BIN)/uxcx: pyproject.toml
 
 install: $(BIN)/uxcx  ## create .venv and install uxcx (editable) with dev extras
 
-train: install  ## train a new model version on training/data and make it current
-	$(UXCX) train
+train: install  ## train a new version (+ CORRECTIONS=files), promote it only if the gate passes (exit 3 if not)
+	$(UXCX) train $(if $(strip $(CORRECTIONS)),--corrections $(CORRECTIONS)) $(TRAIN_ARGS)
 
 eval: install  ## evaluate the current model on the held-out split and on real-dev when present
 	$(UXCX) evaluate
@@ -29,6 +32,9 @@ eval: install  ## evaluate the current model on the held-out split and on real-d
 test: install  ## run the test suite (trains a model first if there is none)
 	@[ -f models/current ] || $(UXCX) train
 	$(BIN)/pytest -q
+
+audit: install  ## list likely mislabeled corpus examples (+ CORRECTIONS) in var/audit/suspects.jsonl
+	$(UXCX) data audit $(if $(strip $(CORRECTIONS)),--corrections $(CORRECTIONS))
 
 bench: install  ## accuracy and speed vs fastText, spaCy, TF-IDF+LR; API load test (wrk)
 	@[ -f models/current ] || $(UXCX) train

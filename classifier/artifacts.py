@@ -1,4 +1,5 @@
-"""Versioned model artifacts: `models/<version>/{model.joblib, manifest.json}` and `models/current`.
+"""Versioned model artifacts: `models/<version>/{model.joblib, manifest.json}`, `models/current`
+and `models/history.jsonl` (every change of the current version, for rollback).
 
 Loading verifies the payload's sha256, the library versions and the label set recorded in
 the manifest *before* unpickling, and only ever reads from the models folder it is given.
@@ -6,10 +7,13 @@ the manifest *before* unpickling, and only ever reads from the models folder it 
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import version as pkg_version
@@ -24,6 +28,10 @@ from classifier.labels import LABELS, TOPICS
 PAYLOAD = "model.joblib"
 MANIFEST = "manifest.json"
 CURRENT = "current"
+HISTORY = "history.jsonl"
+LOCK = ".lock"
+#: How `models/current` came to name a version (recorded in the history).
+ACTIONS = ("promote", "force", "rollback")
 VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 #: Libraries whose pickles must match: (distribution, how many version parts must agree).
 PINNED_LIBRARIES: dict[str, int] = {"scikit-learn": 2, "numpy": 1, "scipy": 2, "joblib": 1}
@@ -120,14 +128,90 @@ def current_version(models_dir: Path) -> str | None:
     return check_version_name(name) if name else None
 
 
-def set_current(models_dir: Path, version: str) -> None:
-    """Point `models/current` at an existing version (atomic replace)."""
+@contextmanager
+def _locked(models_dir: Path) -> Iterator[None]:
+    """Serialise changes of `current` and the history between processes (advisory lock)."""
+    models_dir.mkdir(parents=True, exist_ok=True)
+    with open(models_dir / LOCK, "a+b") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def set_current(models_dir: Path, version: str, action: str = "promote", reason: str = "") -> None:
+    """Point `models/current` at a verified version (atomic replace) and append the change to the history.
+
+    Verification (checksum, libraries, label set) comes first, so `current` never names an
+    artifact that `load` would refuse.
+    """
     check_version_name(version)
+    if action not in ACTIONS:
+        raise ValueError(f"unknown action {action!r}; expected one of {ACTIONS}")
     if not (models_dir / version / MANIFEST).is_file():
         raise ArtifactError(f"model version {version} does not exist in {models_dir}")
-    tmp = models_dir / (CURRENT + ".tmp")
-    tmp.write_text(version + "\n", encoding="utf-8")
-    os.replace(tmp, models_dir / CURRENT)
+    verify(models_dir, version)
+    with _locked(models_dir):
+        previous = current_version(models_dir)
+        tmp = models_dir / (CURRENT + ".tmp")
+        tmp.write_text(version + "\n", encoding="utf-8")
+        os.replace(tmp, models_dir / CURRENT)
+        entry = {
+            "time": datetime.now(UTC).isoformat(timespec="seconds"),
+            "action": action,
+            "version": version,
+            "previous": previous,
+            "reason": reason,
+        }
+        with open(models_dir / HISTORY, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
+
+
+def read_history(models_dir: Path) -> list[dict[str, Any]]:
+    """Every recorded change of `current`, oldest first (unreadable lines are skipped)."""
+    path = models_dir / HISTORY
+    if not path.is_file():
+        return []
+    out: list[dict[str, Any]] = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(entry, dict) and isinstance(entry.get("version"), str) and VERSION_RE.fullmatch(entry["version"]):
+            out.append(entry)
+    return out
+
+
+def previous_current(models_dir: Path) -> str | None:
+    """The version that was current before the present one, by the history (undo order), or None.
+
+    Rollbacks pop: after promote A, B, C a rollback goes to B and the next one to A.
+    Versions whose folders were deleted are passed over.
+    """
+    stack: list[str] = []
+    for entry in read_history(models_dir):
+        version = entry["version"]
+        if entry.get("action") == "rollback":
+            while stack and stack[-1] != version:
+                stack.pop()
+            if not stack:
+                stack.append(version)
+        else:
+            previous = entry.get("previous")
+            # A current that predates the history (or was set by hand) is known from `previous`.
+            if isinstance(previous, str) and VERSION_RE.fullmatch(previous) and (not stack or stack[-1] != previous):
+                stack.append(previous)
+            if not stack or stack[-1] != version:
+                stack.append(version)
+    now = current_version(models_dir)
+    if now is not None and (not stack or stack[-1] != now):
+        stack.append(now)  # `current` was changed by hand, outside the history
+    for version in reversed(stack[:-1]):
+        if version != now and (models_dir / version / MANIFEST).is_file():
+            return version
+    return None
 
 
 def list_versions(models_dir: Path) -> list[str]:

@@ -74,6 +74,7 @@ class UXCXClassifier(ClassifierMixin, BaseEstimator):
         max_iter: int = 3000,
         random_state: int = 0,
         asset_path: str | None = None,
+        keep_oof: bool = False,
     ):
         self.C = C
         self.topic_C = topic_C
@@ -90,6 +91,7 @@ class UXCXClassifier(ClassifierMixin, BaseEstimator):
         self.max_iter = max_iter
         self.random_state = random_state
         self.asset_path = asset_path
+        self.keep_oof = keep_oof
 
     # ------------------------------------------------------------------ fit
     def fit(
@@ -177,7 +179,11 @@ class UXCXClassifier(ClassifierMixin, BaseEstimator):
         def nll(t: float) -> float:
             return float(-log_softmax(scores / t, axis=1)[np.arange(len(y_idx)), y_idx].mean())
 
-        return float(minimize_scalar(nll, bounds=(0.05, 20.0), method="bounded").x)
+        temperature = float(minimize_scalar(nll, bounds=(0.05, 20.0), method="bounded").x)
+        if self.keep_oof:
+            # Calibrated out-of-fold label probabilities of the training texts, for label audits.
+            self.oof_proba_ = softmax(scores / temperature, axis=1)
+        return temperature
 
     # ------------------------------------------------------------ features
     def _embedder(self) -> EmbeddingFeatures | None:

@@ -1,4 +1,4 @@
-"""The `uxcx` command: train, evaluate, classify, serve, data checks, the embedding asset."""
+"""The `uxcx` command: train (gated), the model registry, evaluate, classify, serve, data checks and audit, the asset."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 DEFAULT_REAL_DEV = Path("../shared/data/real-dev.jsonl")
+DEFAULT_AUDIT_OUT = Path("var/audit/suspects.jsonl")
+#: `uxcx train` exit status when the new version was kept but the gate refused to promote it.
+EXIT_NOT_PROMOTED = 3
 
 
 def _models_dir(args: argparse.Namespace) -> Path:
@@ -79,6 +82,51 @@ def cmd_data_split(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_audit(args: argparse.Namespace) -> int:
+    from training.audit import find_suspects, out_of_fold_proba, pair_counts, write_suspects
+    from training.config import TrainConfig
+    from training.corrections import apply_corrections
+    from training.data import HELDOUT_FILE, TRAIN_FILE, norm_text
+
+    config = TrainConfig.from_file(Path(args.config)) if args.config else TrainConfig()
+    origin: dict[str, str] = {}
+    records: list[Any] = []
+    for path in [Path(p) for p in args.files] or [TRAIN_FILE, HELDOUT_FILE]:
+        recs = _load_or_fail([path])
+        records += recs
+        origin.update((norm_text(r.text), str(path)) for r in recs)
+    if args.corrections:
+        for path in args.corrections:
+            corrections, _, _ = _read_corrections([path])
+            origin.update((norm_text(c.text), f"{path} (correction)") for c in corrections)
+            records, facts = apply_corrections(records, corrections)
+            print(facts.line())
+    print(f"auditing {len(records)} records with {args.cv}-fold out-of-fold probabilities ...", flush=True)
+    try:
+        proba = out_of_fold_proba(records, config, args.cv)
+    except ValueError as exc:
+        _print_err(str(exc))
+        return 2
+    suspects = find_suspects(records, proba, [origin[norm_text(r.text)] for r in records],
+                             threshold=args.threshold, method=args.method)
+    out = Path(args.output)
+    write_suspects(suspects, out)
+    print(f"{len(suspects)} likely mislabeled of {len(records)} ({len(suspects) / max(len(records), 1):.1%}) "
+          f"written to {out}, most certain first, for a person to review")
+    secondary = sum(sus.secondary for sus in suspects)
+    if secondary:
+        print(f"{secondary} of them already carry the suggested label as their second label (which label is primary?)")
+    print(f"{'given':<8} {'suggested':<10} {'count':>6}")
+    for (given, suggested), n in sorted(pair_counts(suspects).items(), key=lambda kv: -kv[1]):
+        print(f"{given:<8} {suggested:<10} {n:>6}")
+    by_origin: dict[str, int] = {}
+    for sus in suspects:
+        by_origin[sus.origin] = by_origin.get(sus.origin, 0) + 1
+    for name, n in sorted(by_origin.items()):
+        print(f"from {name}: {n}")
+    return 0
+
+
 # -------------------------------------------------------------------- train
 def _evaluate_and_report(model: Any, version: str, models_dir: Path, name: str, records: Sequence[Any]) -> dict[str, Any]:
     from training.evaluate import evaluate, summary, write_report
@@ -102,42 +150,162 @@ def _load_or_fail(paths: Sequence[Path]) -> list[Any]:
     return result.records
 
 
+def _read_corrections(paths: Sequence[str]) -> tuple[list[Any], int, list[str]]:
+    """Corrections from files, oldest first: (records, invalid row count, sources); exit 2 if a file is missing."""
+    from training.corrections import load_corrections
+
+    missing = [p for p in paths if not Path(p).is_file()]
+    if missing:
+        _print_err(f"corrections file(s) not found: {', '.join(missing)}")
+        raise SystemExit(2)
+    result = load_corrections([Path(p) for p in paths])
+    for err in result.errors[:20]:
+        _print_err(f"invalid correction skipped: {err}")
+    if len(result.errors) > 20:
+        _print_err(f"... and {len(result.errors) - 20} more invalid correction(s)")
+    return result.records, len(result.errors), [str(p) for p in paths]
+
+
+def _read_db_corrections(url: str) -> tuple[list[Any], int, str]:
+    """Corrections stored by POST /v1/feedback, oldest first: (records, invalid count, source); exit 2 if unreadable."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from service.store import Store, make_engine
+    from training.corrections import parse_corrections
+
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").is_file():
+        _print_err(f"cannot read corrections: no SQLite database at {parsed.database!r}")
+        raise SystemExit(2)
+    engine = make_engine(url)
+    shown = engine.url.render_as_string(hide_password=True)
+    try:
+        store = Store(engine)
+        rows = list(store.corrections(with_text_only=True))
+        textless = store.count_corrections_without_text()
+    except SQLAlchemyError as exc:
+        _print_err(f"cannot read corrections from {shown}: {type(exc).__name__}: {exc.args[0] if exc.args else ''}")
+        raise SystemExit(2) from exc
+    finally:
+        engine.dispose()
+    result = parse_corrections(rows, origin=shown)
+    for err in result.errors[:20]:
+        _print_err(f"invalid correction skipped: {err}")
+    if textless:
+        _print_err(f"{textless} correction(s) in {shown} have no known text (UXCX_STORE_TEXT off, no text sent): not used")
+    print(f"{len(result.records)} correction(s) read from {shown}", flush=True)
+    return result.records, len(result.errors), shown
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from classifier import artifacts
     from training.config import TrainConfig
-    from training.data import HELDOUT_FILE, TRAIN_FILE, data_hash
-    from training.train import train
+    from training.data import HELDOUT_FILE, TRAIN_FILE
+    from training.retrain import EvalSet, retrain
 
     config = TrainConfig.from_file(Path(args.config)) if args.config else TrainConfig()
-    records = _load_or_fail([Path(p) for p in args.data] if args.data else [TRAIN_FILE])
+    train_files = [Path(p) for p in args.data] if args.data else [TRAIN_FILE]
+    records = _load_or_fail(train_files)
+    eval_sets = []
     heldout_path = Path(args.heldout) if args.heldout else HELDOUT_FILE
-    heldout = _load_or_fail([heldout_path]) if heldout_path.is_file() else []
-    models_dir = _models_dir(args)
-    print(f"training on {len(records)} records ...", flush=True)
-    model, facts = train(config, records)
-    dhash = data_hash(records)
-    version = artifacts.new_version(dhash)
-    manifest = {
-        "training_data_sha256": dhash,
-        "training_files": [str(p) for p in (args.data or [TRAIN_FILE])],
-        "config": config.as_dict(),
-        "asset_sha256": model.asset_sha256_,
-        "training": facts,
-        "metrics": {},
-    }
-    artifacts.save(model, models_dir, version, manifest)
-    metrics: dict[str, Any] = {}
-    if heldout:
-        metrics["heldout"] = _evaluate_and_report(model, version, models_dir, "heldout", heldout)
+    if heldout_path.is_file():
+        eval_sets.append(EvalSet("heldout", _load_or_fail([heldout_path]), str(heldout_path)))
     real_dev = Path(args.real_dev)
     if real_dev.is_file():
-        metrics["real-dev"] = _evaluate_and_report(model, version, models_dir, "real-dev", _load_or_fail([real_dev]))
-    manifest = artifacts.read_manifest(models_dir, version)
-    manifest["metrics"] = metrics
-    artifacts.write_manifest(models_dir / version, manifest)
-    artifacts.set_current(models_dir, version)
-    print(f"model {version} written to {models_dir / version} and made current "
-          f"(trained in {facts['train_seconds']} s)")
+        eval_sets.append(EvalSet("real-dev", _load_or_fail([real_dev]), str(real_dev)))
+    corrections: list[Any] | None = None
+    invalid = 0
+    sources: list[str] = []
+    if args.corrections:
+        corrections, invalid, sources = _read_corrections(args.corrections)
+    if args.corrections_from:
+        db_rows, db_invalid, db_source = _read_db_corrections(args.corrections_from)
+        corrections = [*(corrections or []), *db_rows]  # files first, then the database's, oldest first
+        invalid += db_invalid
+        sources.append(db_source)
+    try:
+        outcome = retrain(
+            _models_dir(args), config, records, eval_sets,
+            corrections=corrections, invalid_corrections=invalid,
+            provenance={"training_files": [str(p) for p in train_files], "correction_sources": sources},
+            margin=args.margin, class_margin=args.class_margin, force=args.force, promote=not args.no_promote,
+            log=lambda line: print(line, flush=True),
+        )
+    except artifacts.ArtifactError as exc:
+        _print_err(str(exc))
+        return 2
+    print(f"model {outcome.version} written to {outcome.report_dir.parent} "
+          f"(trained in {outcome.train_facts['train_seconds']} s): {outcome.verdict}")
+    for reason in outcome.decision.reasons:
+        print(f"  - {reason}")
+    for note in outcome.decision.notes:
+        print(f"  note: {note}")
+    print(f"old vs new: {outcome.report_dir / 'compare.md'}")
+    if outcome.forced:
+        _print_err(f"--force: {outcome.version} promoted although the gate refused it: {outcome.decision.reason}")
+    if not outcome.decision.passed and not outcome.promoted:
+        _print_err(f"model {outcome.version} kept but not promoted: {outcome.decision.reason} "
+                   f"(`uxcx models promote {outcome.version}` or `uxcx train --force` overrides)")
+        return EXIT_NOT_PROMOTED
+    return 0
+
+
+# ------------------------------------------------------------------- models
+def cmd_models_list(args: argparse.Namespace) -> int:
+    from training.registry import format_table, version_rows
+
+    rows = version_rows(_models_dir(args))
+    print(json.dumps([r.as_dict() for r in rows], indent=2) if args.json else format_table(rows))
+    return 0
+
+
+def cmd_models_show(args: argparse.Namespace) -> int:
+    from classifier import artifacts
+    from training.registry import describe
+
+    models_dir = _models_dir(args)
+    try:
+        version = args.version or artifacts.current_version(models_dir)
+        if version is None:
+            raise artifacts.ArtifactError(f"no current model in {models_dir}; name a version (`uxcx models list`)")
+        if args.json:
+            print(json.dumps(artifacts.read_manifest(models_dir, version), indent=2, ensure_ascii=False))
+        else:
+            print(describe(models_dir, version))
+    except artifacts.ArtifactError as exc:
+        _print_err(str(exc))
+        return 2
+    return 0
+
+
+def cmd_models_promote(args: argparse.Namespace) -> int:
+    from classifier import artifacts
+    from training.registry import promote
+
+    try:
+        previous = promote(_models_dir(args), args.version)
+    except artifacts.ArtifactError as exc:
+        _print_err(f"not promoted: {exc}")
+        return 2
+    if previous == args.version:
+        print(f"{args.version} is already current")
+    else:
+        print(f"{args.version} is now current (was {previous or 'none'})")
+    return 0
+
+
+def cmd_models_rollback(args: argparse.Namespace) -> int:
+    from classifier import artifacts
+    from training.registry import rollback
+
+    try:
+        left, restored = rollback(_models_dir(args))
+    except artifacts.ArtifactError as exc:
+        _print_err(f"no rollback: {exc}")
+        return 2
+    print(f"rolled back: {restored} is current again (was {left})")
     return 0
 
 
@@ -325,12 +493,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models-dir", help="folder of model versions (default: $UXCX_MODELS_DIR or ./models)")
     sub = p.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train a new model version and make it current")
+    t = sub.add_parser(
+        "train",
+        help="train a new model version (corpus + corrections), gate it against the current one, promote it if not worse",
+        description="Exit status: 0 promoted (or --no-promote and the gate passed), 3 kept but not promoted "
+                    "by the gate (reason on stderr), 2 artifact or input file error, 1 invalid training data.",
+    )
     t.add_argument("--data", nargs="+", help="training JSONL/CSV files (default: training/data/train.jsonl)")
-    t.add_argument("--heldout", help="held-out file for the report (default: training/data/heldout.jsonl)")
+    t.add_argument("--corrections-from", metavar="DATABASE_URL",
+                   help="also the corrections stored by the service (POST /v1/feedback) in this database")
+    t.add_argument("--corrections", nargs="+", metavar="FILE",
+                   help="corrections (JSONL/CSV, oldest first): override the label of the same text or add it")
+    t.add_argument("--heldout", help="held-out file for the report and the gate (default: training/data/heldout.jsonl)")
     t.add_argument("--config", help="TOML or JSON file with [model] parameters and seed")
-    t.add_argument("--real-dev", default=str(DEFAULT_REAL_DEV), help="real feedback to report on, if present")
+    t.add_argument("--real-dev", default=str(DEFAULT_REAL_DEV), help="real feedback to report and gate on, if present")
+    t.add_argument("--margin", type=float, default=0.01, help="largest allowed macro-F1 drop against the current model")
+    t.add_argument("--class-margin", type=float, default=0.03, help="largest allowed drop of any class's F1")
+    when = t.add_mutually_exclusive_group()
+    when.add_argument("--force", action="store_true", help="promote even if the gate refuses (and say so)")
+    when.add_argument("--no-promote", action="store_true", help="train, compare and keep, but never promote")
     t.set_defaults(func=cmd_train)
+
+    m = sub.add_parser("models", help="the model registry: list, show, promote, rollback")
+    msub = m.add_subparsers(dest="models_command", required=True)
+    ml = msub.add_parser("list", help="every version: created, data hash, macro-F1, gate, current (*)")
+    ml.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    ml.set_defaults(func=cmd_models_list)
+    ms = msub.add_parser("show", help="a version's manifest summary, metrics and verification")
+    ms.add_argument("version", nargs="?", help="model version (default: the current one)")
+    ms.add_argument("--json", action="store_true", help="print the whole manifest")
+    ms.set_defaults(func=cmd_models_show)
+    mp = msub.add_parser("promote", help="verify a version and make it current (no gate)")
+    mp.add_argument("version")
+    mp.set_defaults(func=cmd_models_promote)
+    mr = msub.add_parser("rollback", help="make the previous current version current again")
+    mr.set_defaults(func=cmd_models_rollback)
 
     e = sub.add_parser("evaluate", help="evaluate a model version on labeled data and write a report")
     e.add_argument("--data", help="labeled JSONL/CSV (default: training/data/heldout.jsonl)")
@@ -359,6 +556,17 @@ def build_parser() -> argparse.ArgumentParser:
     ds.add_argument("--fraction", type=float, default=0.15)
     ds.add_argument("--seed", type=int, default=13)
     ds.set_defaults(func=cmd_data_split)
+    da = dsub.add_parser("audit", help="likely mislabeled examples (confident learning on out-of-fold probabilities)")
+    da.add_argument("files", nargs="*", help="labeled files (default: the shipped corpus, train and held-out)")
+    da.add_argument("--corrections", nargs="+", metavar="FILE", help="corrections applied before the audit (and audited too)")
+    da.add_argument("-o", "--output", default=str(DEFAULT_AUDIT_OUT), help=f"suspects JSONL (default: {DEFAULT_AUDIT_OUT})")
+    da.add_argument("--cv", type=int, default=5, help="folds of the out-of-fold probabilities")
+    da.add_argument("--threshold", type=float, default=0.0,
+                    help="write only suspects whose suggested label has at least this out-of-fold probability")
+    da.add_argument("--method", default="prune_by_noise_rate",
+                    help="cleanlab filter_by: prune_by_noise_rate, prune_by_class, both, confident_learning")
+    da.add_argument("--config", help="TOML or JSON file with [model] parameters and seed")
+    da.set_defaults(func=cmd_data_audit)
 
     sv = sub.add_parser("serve", help="serve the HTTP API (uvicorn)")
     sv.add_argument("--host", default="127.0.0.1")

@@ -7,7 +7,7 @@ import hashlib
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,7 +73,7 @@ def _rows(path: Path) -> Iterable[tuple[int, dict[str, object] | str]]:
             yield n, obj if isinstance(obj, dict) else "not a JSON object"
 
 
-def parse_record(raw: dict[str, object]) -> Record:
+def parse_record(raw: Mapping[str, object]) -> Record:
     """Build a Record from a raw row, raising ValueError with every problem found."""
     missing = [f for f in FIELDS if f not in raw or raw[f] in (None, "")]
     if missing:
@@ -97,7 +97,7 @@ def parse_record(raw: dict[str, object]) -> Record:
     )
 
 
-def load(paths: Sequence[Path]) -> LoadResult:
+def load(paths: Sequence[Path], parse: Callable[[Mapping[str, object]], Record] = parse_record) -> LoadResult:
     """Load and validate every row of the given files; bad rows become messages, not exceptions."""
     result = LoadResult()
     for path in paths:
@@ -109,7 +109,7 @@ def load(paths: Sequence[Path]) -> LoadResult:
                 result.errors.append(f"{path}:{n}: {raw}")
                 continue
             try:
-                result.records.append(parse_record(raw))
+                result.records.append(parse(raw))
             except ValueError as exc:
                 result.errors.append(f"{path}:{n}: {exc}")
     return result

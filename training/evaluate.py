@@ -12,7 +12,7 @@ import numpy as np
 from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 
 from classifier.labels import LABELS
-from classifier.model import UXCXClassifier
+from classifier.model import Prediction, UXCXClassifier
 from training.data import Record
 
 
@@ -45,6 +45,11 @@ def label_metrics(y_true: Sequence[str], y_pred: Sequence[str]) -> dict[str, Any
 
 def evaluate(model: UXCXClassifier, records: Sequence[Record]) -> dict[str, Any]:
     """All metrics of a model on labeled records."""
+    return evaluate_with_predictions(model, records)[0]
+
+
+def evaluate_with_predictions(model: UXCXClassifier, records: Sequence[Record]) -> tuple[dict[str, Any], list[Prediction]]:
+    """All metrics of a model on labeled records, and its predictions (for comparing two models)."""
     texts = [r.text for r in records]
     start = time.perf_counter()
     preds = model.predict_batch(texts)
@@ -71,7 +76,7 @@ def evaluate(model: UXCXClassifier, records: Sequence[Record]) -> dict[str, Any]
         by_source[source] = {"n": len(idx), "macro_f1": m["macro_f1"], "accuracy": m["accuracy"]}
     out["per_source"] = by_source
     out["texts_per_second"] = round(len(records) / seconds, 1) if seconds > 0 else None
-    return out
+    return out, preds
 
 
 def summary(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -81,6 +86,7 @@ def summary(metrics: dict[str, Any]) -> dict[str, Any]:
         "macro_f1": metrics["macro_f1"],
         "f1": {k: v["f1"] for k, v in metrics["per_class"].items()},
         "ece": metrics["ece"],
+        "accuracy": metrics["accuracy"],
         "topic_accuracy": metrics["topic_accuracy"],
     }
 
