@@ -122,9 +122,9 @@ def test_reload_needs_a_key_and_refuses_a_bad_version(two_versions, server):
     manifest = json.loads((models / bad / artifacts.MANIFEST).read_text())
     manifest["version"] = bad
     (models / bad / artifacts.MANIFEST).write_text(json.dumps(manifest))
+    artifacts.set_current(models, bad)  # promoted while sound, damaged afterwards
     payload = models / bad / artifacts.PAYLOAD
     payload.write_bytes(payload.read_bytes()[:-5])
-    artifacts.set_current(models, bad)
     status, body = _post(port, "/v1/admin/reload", {}, key=KEY)
     assert status == 409 and f"still serving {first}" in body["detail"] and "checksum" in body["detail"]
     assert _ready_version(port) == first
