@@ -5,7 +5,7 @@ cost of one call matters as much as the marginal cost per text. Each call gets d
 corpus texts (training/data/train.jsonl); best and median over many calls are reported,
 because a shared machine makes single timings noisy.
 
-    python -m bench.latency [--sizes 1,4,16,64,1000] [--seconds 2.0] [--models models]
+    python -m bench.latency [--sizes 1,4,16,64,1000] [--seconds 2.0] [--models models] [--json]
 """
 
 from __future__ import annotations
@@ -93,6 +93,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="1,4,16,64,1000", help="comma-separated batch sizes")
     parser.add_argument("--seconds", type=float, default=2.0, help="time budget per (size, evidence) cell")
     parser.add_argument("--models", default=str(ROOT / "models"), help="models folder (uses its current version)")
+    parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
     args = parser.parse_args()
 
     from classifier import artifacts
@@ -103,8 +104,12 @@ def main() -> None:
     gc.collect()
     gc.freeze()
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
-    print(f"model {loaded.version}; {len(texts)} distinct texts; {args.seconds:g} s per cell", flush=True)
-    print(to_table(measure(loaded.model, texts, sizes, args.seconds)))
+    rows = measure(loaded.model, texts, sizes, args.seconds)
+    if args.json:
+        print(json.dumps(rows))
+        return
+    print(f"model {loaded.version}; {len(texts)} distinct texts; {args.seconds:g} s per cell")
+    print(to_table(rows))
 
 
 if __name__ == "__main__":

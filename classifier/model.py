@@ -17,13 +17,12 @@ import numpy as np
 import scipy.sparse as sp
 from spacy.lang.en.stop_words import STOP_WORDS
 from scipy.optimize import minimize_scalar
-from scipy.special import log_softmax, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
 from classifier.embeddings import load_asset
-from classifier.features import EmbeddingFeatures, LexicalFeatures
+from classifier.features import CsrParts, EmbeddingFeatures, LexicalFeatures, csr_dot
 from classifier.labels import LABEL_OF_TOPIC, LABELS, TOPICS, TOPICS_BY_LABEL, Label
 from classifier.text import MASKS, SEP, TokenBatch, TokenTable, english_forms, split_tokens
 
@@ -138,7 +137,6 @@ class UXCXClassifier(ClassifierMixin, BaseEstimator):
             target = np.asarray([issue in m for m in multi], dtype=int)
             self.issue_heads_[issue] = self._lr(self.C, balanced=False).fit(feats, target)
 
-        self._topic_mask = None
         self._heads = None
         self._centred = None
         return self
@@ -157,8 +155,8 @@ class UXCXClassifier(ClassifierMixin, BaseEstimator):
         The 15-way topic head sees finer structure; its view of the label is a second opinion
         that generalises better to real text than the 3-way head alone.
         """
-        topic_to_label = np.log(softmax(topic_logits, axis=1) @ _TOPIC_TO_LABEL + 1e-12)
-        return (1.0 - self.topic_mix) * log_softmax(label_logits, axis=1) + self.topic_mix * topic_to_label
+        topic_to_label = np.log(_softmax(topic_logits) @ _TOPIC_TO_LABEL + 1e-12)
+        return (1.0 - self.topic_mix) * _log_softmax(label_logits) + self.topic_mix * topic_to_label
 
     def _fit_temperature(self, feats: sp.csr_matrix, y_idx: np.ndarray, t_idx: np.ndarray) -> float:
         """One temperature for the label scores, fitted on out-of-fold scores (NLL)."""
@@ -175,7 +173,7 @@ class UXCXClassifier(ClassifierMixin, BaseEstimator):
             scores[test] = self._mixed_scores(label_head.decision_function(feats[test]), topic_logits)
 
         def nll(t: float) -> float:
-            return float(-log_softmax(scores / t, axis=1)[np.arange(len(y_idx)), y_idx].mean())
+            return float(-_log_softmax(scores / t)[np.arange(len(y_idx)), y_idx].mean())
 
         return float(minimize_scalar(nll, bounds=(0.05, 20.0), method="bounded").x)
 
@@ -205,11 +203,11 @@ class UXCXClassifier(ClassifierMixin, BaseEstimator):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_runtime"] = None
-        state["_topic_mask"] = None
         state["_ok_surface"] = None
         state["_ok_feature"] = None
         state["_heads"] = None
         state["_centred"] = None
+        state["_centred_emb"] = None
         return state
 
     # ------------------------------------------------------------- predict
@@ -235,15 +233,22 @@ class UXCXClassifier(ClassifierMixin, BaseEstimator):
         return self._heads
 
     def _logits(self, batch: TokenBatch) -> tuple[np.ndarray, dict[str, Any]]:
-        """Logits of every head for a batch, without building the stacked feature matrix."""
+        """Logits of every head for a batch, without building the stacked feature matrix.
+
+        Works on raw CSR arrays (scipy's per-call checks cost more than the maths on a few
+        texts) and computes each per-batch intermediate once; ``extra`` hands them to the
+        evidence.
+        """
         w_lex, w_emb, bias = self._stacked_heads()
-        lex = self.lexical_.transform(self.table_, batch)
-        extra: dict[str, Any] = {"lex": lex}
-        logits = (lex @ w_lex).astype(np.float64) + bias
+        marked = self.table_.marked_units(batch)
+        lex, uni_pos = self.lexical_.parts(self.table_, batch, marked)
+        extra: dict[str, Any] = {"lex": lex, "uni_pos": uni_pos, "marked": marked}
+        logits = csr_dot(lex, w_lex).astype(np.float64) + bias
         embedder = self._embedder()
         if embedder is not None:
-            emb, scale, extra_sums = embedder.transform(batch)
-            extra.update(scale=scale, extra_sums=extra_sums)
+            negated = self.table_.nominal_negated(batch)
+            emb, scale, extra_sums = embedder.transform(batch, negated)
+            extra.update(scale=scale, extra_sums=extra_sums, negated=negated)
             logits += emb @ w_emb
         return logits, extra
 
@@ -253,7 +258,7 @@ class UXCXClassifier(ClassifierMixin, BaseEstimator):
         return self._label_proba(logits)
 
     def _label_proba(self, logits: np.ndarray) -> np.ndarray:
-        return softmax(self._mixed_scores(logits[:, :3], logits[:, 5:]) / self.temperature_, axis=1)
+        return _softmax(self._mixed_scores(logits[:, :3], logits[:, 5:]) / self.temperature_)
 
     def predict(self, X: Sequence[str]) -> np.ndarray:
         """Primary labels."""
@@ -268,13 +273,10 @@ class UXCXClassifier(ClassifierMixin, BaseEstimator):
         logits, extra = self._logits(batch)
         proba = self._label_proba(logits)
         label_idx = proba.argmax(axis=1)
-        issue_p = {Label.UX.value: logits[:, 3] >= _logit(self.both_threshold), Label.CX.value: logits[:, 4] >= _logit(self.both_threshold)}
-        if self._topic_mask is None:
-            self._topic_mask = np.asarray(
-                [[LABEL_OF_TOPIC[t] == lab for t in TOPICS] for lab in LABELS], dtype=float
-            )
+        threshold = _logit(self.both_threshold)
+        issue_p = {Label.UX.value: logits[:, 3] >= threshold, Label.CX.value: logits[:, 4] >= threshold}
         topic_logits = logits[:, 5:]
-        topic_idx = np.where(self._topic_mask[label_idx] > 0, topic_logits, -np.inf).argmax(axis=1)
+        topic_idx = np.where(_TOPIC_OF_LABEL[label_idx], topic_logits, -np.inf).argmax(axis=1)
         ev = self._evidence(batch, extra, label_idx) if evidence and self.evidence_k > 0 else None
 
         # Build the per-text answers from plain lists: no numpy scalar access inside the loop.
@@ -292,57 +294,53 @@ class UXCXClassifier(ClassifierMixin, BaseEstimator):
     # ------------------------------------------------------------ evidence
     def _evidence(self, batch: TokenBatch, extra: dict[str, Any], label_idx: np.ndarray) -> list[tuple[str, ...]]:
         """Words and phrases whose features pushed the chosen label up the most (vectorised)."""
-        if getattr(self, "_centred", None) is None:
-            # Computed once: centring the whole label head costs milliseconds, too much per call.
-            coef = self.label_head_.coef_
-            self._centred = coef - coef.mean(axis=0, keepdims=True)
-        centred = self._centred
-        lex: sp.csr_matrix = extra["lex"]
-        n_lex = lex.shape[1]
-        rows = np.repeat(np.arange(lex.shape[0]), np.diff(lex.indptr))
-        lex_contrib = lex.data * centred[label_idx[rows], lex.indices]
+        centred, centred_emb = self._centred_heads()
+        lex: CsrParts = extra["lex"]
+        data, indices = lex.data, lex.indices
+        assert data is not None
+        rows = np.repeat(np.arange(lex.n_rows), np.diff(lex.indptr))
+        lex_contrib = data * centred[label_idx[rows], indices]
         n_uni = self.lexical_.n_uni_
 
         # Per token: the unigram weight of its lemma(s) plus its share of the embedding term.
         doc, sid = batch.doc, batch.sid
         tok_score = np.zeros(sid.size)
-        embedder = self._embedder()
-        if embedder is not None:
-            w_emb = centred[:, n_lex:] * self.embedding_weight
-            in_emb = ~self.table_.nominal_negated(batch)
-            known = (sid < batch.n_known) & in_emb
+        if centred_emb is not None:
+            embedder = self._embedder()
+            assert embedder is not None
+            in_emb = ~extra["negated"]
+            is_known = sid < batch.n_known
+            known = is_known & in_emb
             if known.any():
-                tok_score[known] = np.einsum("ij,ij->i", embedder.sums[sid[known]], w_emb[label_idx[doc[known]]])
-            unknown = (sid >= batch.n_known) & in_emb
-            if unknown.any():
-                es = extra["extra_sums"][sid[unknown] - batch.n_known]
-                tok_score[unknown] = np.einsum("ij,ij->i", es, w_emb[label_idx[doc[unknown]]])
+                tok_score[known] = np.einsum("ij,ij->i", embedder.sums[sid[known]], centred_emb[label_idx[doc[known]]])
+            if batch.extra:
+                unknown = ~is_known & in_emb
+                if unknown.any():
+                    es = extra["extra_sums"][sid[unknown] - batch.n_known]
+                    tok_score[unknown] = np.einsum("ij,ij->i", es, centred_emb[label_idx[doc[unknown]]])
             tok_score /= extra["scale"][doc]
-        udoc, marked, tok_of_unit = self.table_.marked_units(batch)
-        ucol = self.lexical_.uni_map_[marked]
-        has = ucol >= 0
-        if has.any() and lex.nnz:
-            # Look the (row, column) pairs up in the CSR matrix: its keys are sorted row-major.
-            keys = rows.astype(np.int64) * n_lex + lex.indices
-            want = udoc[has].astype(np.int64) * n_lex + ucol[has]
-            pos = np.minimum(np.searchsorted(keys, want), keys.size - 1)
-            hit = keys[pos] == want
-            np.add.at(tok_score, tok_of_unit[has][hit], lex_contrib[pos[hit]])
+        tok_of_unit = extra["marked"][2]
+        uni_pos: np.ndarray = extra["uni_pos"]
+        has = uni_pos >= 0
+        if has.any():
+            # Unigram features in order of their units; a token with two units ("can't") gets both.
+            np.add.at(tok_score, tok_of_unit[has], lex_contrib[uni_pos[has]])
 
         ok = self._evidence_ok(sid, batch)
         if getattr(self, "_ok_feature", None) is None:
             self._ok_feature = np.asarray([_showable_phrase(n) for n in self.lexical_.feature_names_], dtype=bool)
-        is_bigram = (lex.indices >= n_uni) & self._ok_feature[lex.indices]
+        is_bigram = (indices >= n_uni) & self._ok_feature[indices]
         # Candidates: tokens (kind 0, id = surface id) and bigrams (kind 1, id = feature column).
-        c_row = np.concatenate([doc[ok], rows[is_bigram]])
-        c_score = np.concatenate([tok_score[ok], lex_contrib[is_bigram]])
-        c_kind = np.concatenate([np.zeros(int(ok.sum()), dtype=np.int8), np.ones(int(is_bigram.sum()), dtype=np.int8)])
-        c_id = np.concatenate([sid[ok], lex.indices[is_bigram]])
-        pos_ = c_score > 0
-        c_row, c_score, c_kind, c_id = c_row[pos_], c_score[pos_], c_kind[pos_], c_id[pos_]
+        tok_ok = ok & (tok_score > 0)
+        big_ok = is_bigram & (lex_contrib > 0)
+        n_tok = int(np.count_nonzero(tok_ok))
+        c_row = np.concatenate([doc[tok_ok], rows[big_ok]])
+        c_score = np.concatenate([tok_score[tok_ok], lex_contrib[big_ok]])
+        c_id = np.concatenate([sid[tok_ok], indices[big_ok]])
         # One float sort: by row, then by falling score (tanh keeps scores inside the row's band).
         order = np.argsort(c_row * 4.0 + (1.0 - np.tanh(c_score)), kind="stable")
-        c_row, c_kind, c_id = c_row[order], c_kind[order], c_id[order]
+        c_row, c_id = c_row[order], c_id[order]
+        c_kind = order >= n_tok
         # A word that occurs twice has the same score, so its copies sit side by side.
         fresh = np.ones(c_row.size, dtype=bool)
         fresh[1:] = (c_row[1:] != c_row[:-1]) | (c_kind[1:] != c_kind[:-1]) | (c_id[1:] != c_id[:-1])
@@ -351,9 +349,23 @@ class UXCXClassifier(ClassifierMixin, BaseEstimator):
         keep = (np.arange(c_row.size) - starts) < self.evidence_k
         result: list[list[str]] = [[] for _ in range(batch.n_docs)]
         names = self.lexical_.feature_names_
+        surface_of, batch_extra = self.table_.surface_of, batch.extra
         for r, kind, ident in zip(c_row[keep].tolist(), c_kind[keep].tolist(), c_id[keep].tolist()):
-            result[r].append(_display(names[ident]) if kind else self.table_.surface_of(ident, batch.extra))
+            result[r].append(_display(names[ident]) if kind else surface_of(ident, batch_extra))
         return [tuple(x) for x in result]
+
+    def _centred_heads(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """The label head centred over labels, and its embedding part scaled as in the logits.
+
+        Computed once: centring the whole label head costs milliseconds, too much per call.
+        """
+        if getattr(self, "_centred", None) is None:
+            coef = self.label_head_.coef_
+            centred = coef - coef.mean(axis=0, keepdims=True)
+            n_lex = self.lexical_.n_features
+            self._centred_emb = centred[:, n_lex:] * self.embedding_weight if self.use_embeddings else None
+            self._centred = centred
+        return self._centred, self._centred_emb
 
     def _evidence_ok(self, sid: np.ndarray, batch: TokenBatch) -> np.ndarray:
         """Tokens that may be shown as evidence: words, not masks, stop words or punctuation."""
@@ -393,6 +405,24 @@ _LOCK = threading.Lock()
 #: labels for (primary label index * 2 + has second issue label)
 _LABEL_SETS = [("ux",), ("ux", "cx"), ("cx",), ("cx", "ux"), ("other",), ("other",)]
 _TOPIC_TO_LABEL = np.asarray([[LABEL_OF_TOPIC[t] == lab for lab in LABELS] for t in TOPICS], dtype=float)
+#: per label, which topics belong to it
+_TOPIC_OF_LABEL = _TOPIC_TO_LABEL.T > 0
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    """Row-wise softmax; the same operations as scipy.special.softmax(x, axis=1), minus its dispatch."""
+    shifted = np.exp(x - np.maximum.reduce(x, axis=1, keepdims=True))
+    return shifted / np.add.reduce(shifted, axis=1, keepdims=True)
+
+
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    """Row-wise log-softmax; the same operations as scipy.special.log_softmax(x, axis=1)."""
+    top = np.maximum.reduce(x, axis=1, keepdims=True)
+    if not np.isfinite(top).all():
+        top = np.where(np.isfinite(top), top, 0.0)
+    shifted = x - top
+    with np.errstate(divide="ignore"):
+        return shifted - np.log(np.add.reduce(np.exp(shifted), axis=1, keepdims=True))
 _NOT_EVIDENCE = {SEP, *MASKS, "\ue000", "\ue001", "\ue002"}
 
 
