@@ -5,7 +5,7 @@ cost of one call matters as much as the marginal cost per text. Each call gets d
 corpus texts (training/data/train.jsonl); best and median over many calls are reported,
 because a shared machine makes single timings noisy.
 
-    python -m bench.latency [--sizes 1,4,16,64,1000] [--seconds 2.0] [--models models] [--json]
+    python -m bench.latency [--sizes 1,4,16,64,1000] [--seconds 2.0] [--models models] [--json] [--clock wall|cpu]
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import gc
 import json
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,15 @@ def corpus_texts(path: Path = TRAIN) -> list[str]:
     return list(seen)
 
 
-def time_calls(model: Any, texts: Sequence[str], size: int, evidence: bool, seconds: float, min_calls: int = 5) -> list[float]:
+def time_calls(
+    model: Any,
+    texts: Sequence[str],
+    size: int,
+    evidence: bool,
+    seconds: float,
+    min_calls: int = 5,
+    clock: Callable[[], float] = time.perf_counter,
+) -> list[float]:
     """Seconds per call over consecutive windows of ``size`` distinct texts, for about ``seconds``."""
     windows = max(len(texts) // size, 1)
     model.predict_batch(texts[:size], evidence=evidence)  # warm lazy caches
@@ -48,19 +56,21 @@ def time_calls(model: Any, texts: Sequence[str], size: int, evidence: bool, seco
     while len(out) < min_calls or time.perf_counter() < deadline:
         start = (i % windows) * size
         batch = texts[start : start + size]
-        t0 = time.perf_counter()
+        t0 = clock()
         model.predict_batch(batch, evidence=evidence)
-        out.append(time.perf_counter() - t0)
+        out.append(clock() - t0)
         i += 1
     return out
 
 
-def measure(model: Any, texts: Sequence[str], sizes: Sequence[int], seconds: float) -> list[dict[str, Any]]:
+def measure(
+    model: Any, texts: Sequence[str], sizes: Sequence[int], seconds: float, clock: Callable[[], float] = time.perf_counter
+) -> list[dict[str, Any]]:
     """One row per (batch size, evidence): best and median microseconds per call and per text."""
     rows = []
     for size in sizes:
         for evidence in (True, False):
-            calls = time_calls(model, texts, size, evidence, seconds)
+            calls = time_calls(model, texts, size, evidence, seconds, clock=clock)
             best, median = min(calls) * 1e6, statistics.median(calls) * 1e6
             rows.append(
                 {
@@ -94,6 +104,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0, help="time budget per (size, evidence) cell")
     parser.add_argument("--models", default=str(ROOT / "models"), help="models folder (uses its current version)")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
+    parser.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="wall: perf_counter; cpu: this thread's CPU time (steadier when other jobs share the cores)",
+    )
     args = parser.parse_args()
 
     from classifier import artifacts
@@ -104,11 +120,12 @@ def main() -> None:
     gc.collect()
     gc.freeze()
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
-    rows = measure(loaded.model, texts, sizes, args.seconds)
+    clock = time.perf_counter if args.clock == "wall" else time.thread_time
+    rows = measure(loaded.model, texts, sizes, args.seconds, clock)
     if args.json:
         print(json.dumps(rows))
         return
-    print(f"model {loaded.version}; {len(texts)} distinct texts; {args.seconds:g} s per cell")
+    print(f"model {loaded.version}; {len(texts)} distinct texts; {args.seconds:g} s per cell; {args.clock} clock")
     print(to_table(rows))
 
 

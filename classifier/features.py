@@ -62,6 +62,19 @@ class LexicalFeatures:
             self._index = HashIndex(self.bigram_keys_, np.arange(self.bigram_keys_.size, dtype=np.int64))
         return self._index
 
+    def _bigram_lookup(self, keys: np.ndarray) -> np.ndarray:
+        """Bigram column of each key, -1 when it is not a feature.
+
+        A binary search over the sorted keys for a few queries (a handful of numpy calls);
+        the hash index, a gather or two per key, for many.
+        """
+        if keys.size > SEARCH_KEYS:
+            return self._bigram_index().get(keys)
+        known = self.bigram_keys_
+        pos = np.searchsorted(known, keys)
+        np.minimum(pos, known.size - 1, out=pos)
+        return np.where(known[pos] == keys, pos, -1)
+
     def __getstate__(self) -> dict[str, object]:
         state = self.__dict__.copy()
         state.pop("_parts", None)
@@ -97,7 +110,7 @@ class LexicalFeatures:
             maybe = first[keys // self.n_units_] & second[keys % self.n_units_]
             if maybe.any():
                 keys, bdoc = keys[maybe], bdoc[maybe]
-                found = self._bigram_index().get(keys)
+                found = self._bigram_lookup(keys)
                 hit = found >= 0
                 rows = np.concatenate([rows, bdoc[hit]])
                 cols = np.concatenate([cols, self.n_uni_ + found[hit]])
@@ -107,11 +120,11 @@ class LexicalFeatures:
         order = np.argsort(key, kind="stable")
         key = key[order]
         n = key.size
-        new = np.ones(n, dtype=bool)
-        new[1:] = key[1:] != key[:-1]
-        first_of = np.flatnonzero(new)
-        uniq = key[first_of]
-        counts = np.diff(first_of, append=n)
+        new = np.ones(n + 1, dtype=bool)
+        new[1:n] = key[1:] != key[:-1]
+        bounds = np.flatnonzero(new)
+        uniq = key[bounds[:-1]]
+        counts = bounds[1:] - bounds[:-1]
         indices = uniq % self.n_features
         indptr = _indptr(uniq // self.n_features, batch.n_docs)
         # Sublinear tf: 1 + log(count), in float32 as scipy's sum of float32 ones gave it.
@@ -121,7 +134,7 @@ class LexicalFeatures:
         _l2_normalise(data, indptr)
         # Where each unigram occurrence landed (the evidence adds its weight to its token).
         slot = np.empty(n, dtype=np.int64)
-        slot[order] = np.cumsum(new) - 1
+        slot[order] = np.cumsum(new[:n]) - 1
         uni_pos = np.full(units.size, -1, dtype=np.int64)
         uni_ok = ok[: units.size]
         uni_pos[uni_ok] = slot[: int(np.count_nonzero(uni_ok))]
@@ -184,8 +197,12 @@ class CsrParts(NamedTuple):
     n_cols: int
 
 
-#: Up to this many rows a CSR product sums row by row in numpy; above it scipy's constructor pays off.
-LOOP_ROWS = 32
+_FIRST = np.zeros(1, dtype=np.int64)
+#: Up to this many bigram queries a binary search beats the hash index's fixed cost.
+SEARCH_KEYS = 512
+#: Up to this many rows a CSR product sums row by row in numpy; above it scipy's constructor
+#: (about 40 us) costs less than the per-row reductions (measured: break-even near 8 rows).
+LOOP_ROWS = 8
 
 
 def csr_dot(m: CsrParts, dense: np.ndarray) -> np.ndarray:
@@ -247,6 +264,13 @@ def _bigrams(
 def _l2_normalise(data: np.ndarray, indptr: np.ndarray) -> None:
     """Divide each CSR row's values by the row's L2 norm, in place (empty rows stay empty)."""
     if not data.size:
+        return
+    if indptr.size == 2:
+        # One text (the common single request). reduceat, not reduce: reduce sums pairwise,
+        # reduceat in order, and the norm must not depend on the batch size.
+        sq = np.sqrt(np.add.reduceat(data * data, _FIRST))
+        if sq[0] != 0:
+            data /= sq
         return
     lengths = np.diff(indptr)
     nonempty = lengths > 0
