@@ -88,13 +88,14 @@ class LexicalFeatures:
 
     def transform(self, table: TokenTable, batch: TokenBatch) -> sp.csr_matrix:
         """TF-IDF matrix (rows L2-normalised) for a tokenized batch."""
-        lex, _ = self.parts(table, batch)
+        lex = self.parts(table, batch)[0]
         return sp.csr_matrix((lex.data, lex.indices, lex.indptr), shape=(lex.n_rows, lex.n_cols))
 
     def parts(
         self, table: TokenTable, batch: TokenBatch, marked: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-    ) -> tuple[CsrParts, np.ndarray]:
-        """The TF-IDF matrix as raw CSR arrays, and per marked unit its position in ``data`` (-1: no feature).
+    ) -> tuple[CsrParts, np.ndarray, np.ndarray]:
+        """The TF-IDF matrix as raw CSR arrays, the row of each entry, and per marked unit its
+        position in ``data`` (-1: not a feature).
 
         The predict path works on the arrays directly: scipy's constructor checks cost more
         than the whole computation for a few texts. ``marked`` is ``table.marked_units(batch)``
@@ -126,7 +127,8 @@ class LexicalFeatures:
         uniq = key[bounds[:-1]]
         counts = bounds[1:] - bounds[:-1]
         indices = uniq % self.n_features
-        indptr = _indptr(uniq // self.n_features, batch.n_docs)
+        entry_rows = uniq // self.n_features
+        indptr = _indptr(entry_rows, batch.n_docs)
         # Sublinear tf: 1 + log(count), in float32 as scipy's sum of float32 ones gave it.
         data = np.log1p(counts.astype(np.float32))
         data += 1.0
@@ -138,7 +140,7 @@ class LexicalFeatures:
         uni_pos = np.full(units.size, -1, dtype=np.int64)
         uni_ok = ok[: units.size]
         uni_pos[uni_ok] = slot[: int(np.count_nonzero(uni_ok))]
-        return CsrParts(data, indices, indptr, batch.n_docs, self.n_features), uni_pos
+        return CsrParts(data, indices, indptr, batch.n_docs, self.n_features), entry_rows, uni_pos
 
 
 class EmbeddingFeatures:

@@ -243,8 +243,8 @@ class UXCXClassifier(ClassifierMixin, BaseEstimator):
         """
         w_lex, w_emb, bias = self._stacked_heads()
         marked = self.table_.marked_units(batch)
-        lex, uni_pos = self.lexical_.parts(self.table_, batch, marked)
-        extra: dict[str, Any] = {"lex": lex, "uni_pos": uni_pos, "marked": marked}
+        lex, lex_rows, uni_pos = self.lexical_.parts(self.table_, batch, marked)
+        extra: dict[str, Any] = {"lex": lex, "lex_rows": lex_rows, "uni_pos": uni_pos, "marked": marked}
         logits = csr_dot(lex, w_lex).astype(np.float64) + bias
         embedder = self._embedder()
         if embedder is not None:
@@ -275,46 +275,49 @@ class UXCXClassifier(ClassifierMixin, BaseEstimator):
         logits, extra = self._logits(batch)
         proba = self._label_proba(logits)
         label_idx = proba.argmax(axis=1)
-        threshold = _logit(self.both_threshold)
-        issue_p = {Label.UX.value: logits[:, 3] >= threshold, Label.CX.value: logits[:, 4] >= threshold}
         topic_logits = logits[:, 5:]
         topic_idx = np.where(_TOPIC_OF_LABEL[label_idx], topic_logits, -np.inf).argmax(axis=1)
-        ev = self._evidence(batch, extra, label_idx) if evidence and self.evidence_k > 0 else None
+        issue = (logits[:, 3:5] >= _logit(self.both_threshold)).tolist()
+        ev = self._evidence(batch, extra, label_idx) if evidence and self.evidence_k > 0 else [()] * len(texts)
 
         # Build the per-text answers from plain lists: no numpy scalar access inside the loop.
-        n = len(texts)
-        ux_i, cx_i = LABELS.index(Label.UX.value), LABELS.index(Label.CX.value)
-        second = np.where(label_idx == ux_i, issue_p[Label.CX.value], np.where(label_idx == cx_i, issue_p[Label.UX.value], False))
-        labels_out = [_LABEL_SETS[k] for k in (label_idx * 2 + second).tolist()]
-        label_out = [LABELS[k] for k in label_idx.tolist()]
-        topic_out = [TOPICS[k] for k in topic_idx.tolist()]
-        confidence = proba[np.arange(n), label_idx].tolist()
-        scores = [dict(zip(LABELS, row)) for row in proba.tolist()]
-        evid = ev if ev is not None else [()] * n
-        return list(map(Prediction, label_out, labels_out, topic_out, confidence, scores, evid))
+        out = []
+        for k, row, t, (ux_hit, cx_hit), words in zip(label_idx.tolist(), proba.tolist(), topic_idx.tolist(), issue, ev):
+            # The other issue label joins a ux or cx answer when its own head says so.
+            second = cx_hit if k == _UX_I else ux_hit if k == _CX_I else False
+            out.append(
+                Prediction(LABELS[k], _LABEL_SETS[k * 2 + second], TOPICS[t], row[k], dict(zip(LABELS, row)), words)
+            )
+        return out
 
     # ------------------------------------------------------------ evidence
     def _evidence(self, batch: TokenBatch, extra: dict[str, Any], label_idx: np.ndarray) -> list[tuple[str, ...]]:
         """Words and phrases whose features pushed the chosen label up the most (vectorised)."""
         centred, centred_emb = self._centred_heads()
         lex: CsrParts = extra["lex"]
-        data, indices = lex.data, lex.indices
+        data, indices, rows = lex.data, lex.indices, extra["lex_rows"]
         assert data is not None
-        rows = np.repeat(np.arange(lex.n_rows), np.diff(lex.indptr))
         # Flat takes: a 2-D fancy index with two index arrays costs several times more.
         lex_contrib = data * centred.ravel().take(label_idx[rows] * centred.shape[1] + indices)
         n_uni = self.lexical_.n_uni_
 
         # Per token: the unigram weight of its lemma(s) plus its share of the embedding term.
         doc, sid = batch.doc, batch.sid
-        tok_score = np.zeros(sid.size)
-        if centred_emb is not None:
-            in_emb = ~extra["negated"]
-            is_known = sid < batch.n_known
-            known = is_known & in_emb
+        if centred_emb is None:
+            tok_score = np.zeros(sid.size)
+        else:
+            negated: np.ndarray = extra["negated"]
             scores = self._surface_scores()
-            tok_score[known] = scores.ravel().take(sid[known] * scores.shape[1] + label_idx[doc[known]])
-            if batch.extra:
+            if not batch.extra:
+                # Every token is a fitted surface: one take, then zero the ones left out of the embedding.
+                tok_score = scores.ravel().take(sid * scores.shape[1] + label_idx[doc])
+                tok_score[negated] = 0.0
+            else:
+                tok_score = np.zeros(sid.size)
+                in_emb = ~negated
+                is_known = sid < batch.n_known
+                known = is_known & in_emb
+                tok_score[known] = scores.ravel().take(sid[known] * scores.shape[1] + label_idx[doc[known]])
                 unknown = ~is_known & in_emb
                 if unknown.any():
                     es = extra["extra_sums"][sid[unknown] - batch.n_known]
@@ -396,6 +399,8 @@ class UXCXClassifier(ClassifierMixin, BaseEstimator):
         """Tokens that may be shown as evidence: words, not masks, stop words or punctuation."""
         if getattr(self, "_ok_surface", None) is None:
             self._ok_surface = np.asarray([_showable(s) for s in self.table_.surfaces], dtype=bool)
+        if not batch.extra:
+            return self._ok_surface[sid]
         ok = np.zeros(sid.size, dtype=bool)
         known = sid < batch.n_known
         ok[known] = self._ok_surface[sid[known]]
@@ -446,6 +451,7 @@ def _logit(p: float) -> float:
 
 
 _LOCK = threading.Lock()
+_UX_I, _CX_I = LABELS.index(Label.UX.value), LABELS.index(Label.CX.value)
 #: labels for (primary label index * 2 + has second issue label)
 _LABEL_SETS = [("ux",), ("ux", "cx"), ("cx",), ("cx", "ux"), ("other",), ("other",)]
 _TOPIC_TO_LABEL = np.asarray([[LABEL_OF_TOPIC[t] == lab for lab in LABELS] for t in TOPICS], dtype=float)
