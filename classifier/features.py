@@ -106,7 +106,7 @@ class LexicalFeatures:
         rows = doc
         if self.bigram_keys_.size and doc.size > 1:
             keys, bdoc = _bigrams(doc, units, self.n_units_, None)
-            # Only pairs whose two units both occur in some kept bigram need the hash lookup.
+            # Only pairs whose two units both occur in some kept bigram need a lookup.
             first, second = self._bigram_parts()
             maybe = first[keys // self.n_units_] & second[keys % self.n_units_]
             if maybe.any():

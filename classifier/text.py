@@ -429,6 +429,8 @@ class TokenTable:
         single punctuation bytes are the tokens; each token's polynomial hash (computed from
         prefix sums) is looked up among the hashes of the fitted surfaces. Only tokens the
         table does not know are turned back into strings and split by the finer rules.
+        Short batches apply the same token rule with str methods and dict lookups instead,
+        which costs less than numpy's per-call overhead there; both give the same ids.
         """
         joined = " \x00 ".join(texts)
         if joined.count("\x00") != max(len(texts) - 1, 0):
