@@ -389,7 +389,8 @@ class UXCXClassifier(ClassifierMixin, BaseEstimator):
         """
         if getattr(self, "_centred", None) is None:
             coef = self.label_head_.coef_
-            centred = coef - coef.mean(axis=0, keepdims=True)
+            # C order: sklearn's coef_ is Fortran-ordered, and ravel() would copy it on every call.
+            centred = np.ascontiguousarray(coef - coef.mean(axis=0, keepdims=True))
             n_lex = self.lexical_.n_features
             self._centred_emb = centred[:, n_lex:] * self.embedding_weight if self.use_embeddings else None
             self._centred = centred
