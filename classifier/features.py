@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -60,6 +62,19 @@ class LexicalFeatures:
             self._index = HashIndex(self.bigram_keys_, np.arange(self.bigram_keys_.size, dtype=np.int64))
         return self._index
 
+    def _bigram_lookup(self, keys: np.ndarray) -> np.ndarray:
+        """Bigram column of each key, -1 when it is not a feature.
+
+        A binary search over the sorted keys for a few queries (a handful of numpy calls);
+        the hash index, a gather or two per key, for many.
+        """
+        if keys.size > SEARCH_KEYS:
+            return self._bigram_index().get(keys)
+        known = self.bigram_keys_
+        pos = np.searchsorted(known, keys)
+        np.minimum(pos, known.size - 1, out=pos)
+        return np.where(known[pos] == keys, pos, -1)
+
     def __getstate__(self) -> dict[str, object]:
         state = self.__dict__.copy()
         state.pop("_parts", None)
@@ -73,32 +88,59 @@ class LexicalFeatures:
 
     def transform(self, table: TokenTable, batch: TokenBatch) -> sp.csr_matrix:
         """TF-IDF matrix (rows L2-normalised) for a tokenized batch."""
-        doc, units, _ = table.marked_units(batch)
+        lex = self.parts(table, batch)[0]
+        return sp.csr_matrix((lex.data, lex.indices, lex.indptr), shape=(lex.n_rows, lex.n_cols))
+
+    def parts(
+        self, table: TokenTable, batch: TokenBatch, marked: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    ) -> tuple[CsrParts, np.ndarray, np.ndarray]:
+        """The TF-IDF matrix as raw CSR arrays, the row of each entry, and per marked unit its
+        position in ``data`` (-1: not a feature).
+
+        The predict path works on the arrays directly: scipy's constructor checks cost more
+        than the whole computation for a few texts. ``marked`` is ``table.marked_units(batch)``
+        when the caller already has it.
+        """
+        doc, units, _ = marked if marked is not None else table.marked_units(batch)
         cols = self.uni_map_[units]
         rows = doc
-        if self.bigram_keys_.size:
+        if self.bigram_keys_.size and doc.size > 1:
             keys, bdoc = _bigrams(doc, units, self.n_units_, None)
-            # Only pairs whose two units both occur in some kept bigram need the binary search.
+            # Only pairs whose two units both occur in some kept bigram need a lookup.
             first, second = self._bigram_parts()
             maybe = first[keys // self.n_units_] & second[keys % self.n_units_]
-            keys, bdoc = keys[maybe], bdoc[maybe]
-            found = self._bigram_index().get(keys)
-            hit = found >= 0
-            rows = np.concatenate([rows, bdoc[hit]])
-            cols = np.concatenate([cols, self.n_uni_ + found[hit]])
+            if maybe.any():
+                keys, bdoc = keys[maybe], bdoc[maybe]
+                found = self._bigram_lookup(keys)
+                hit = found >= 0
+                rows = np.concatenate([rows, bdoc[hit]])
+                cols = np.concatenate([cols, self.n_uni_ + found[hit]])
         ok = cols >= 0
-        rows, cols = rows[ok], cols[ok]
-        # Group by row with one stable integer sort; sum_duplicates then sorts within short rows.
-        order = np.argsort(rows, kind="stable")
-        m = sp.csr_matrix(
-            (np.ones(cols.size, dtype=np.float32), cols[order], _indptr(rows, batch.n_docs)),
-            shape=(batch.n_docs, self.n_features),
-        )
-        m.sum_duplicates()
-        np.log1p(m.data, out=m.data)
-        m.data += 1.0
-        m.data *= self.idf_[m.indices]
-        return _l2_rows(m)
+        # One integer sort groups entries by (row, column): CSR order with duplicates adjacent.
+        key = rows[ok] * self.n_features + cols[ok]
+        order = np.argsort(key, kind="stable")
+        key = key[order]
+        n = key.size
+        new = np.ones(n + 1, dtype=bool)
+        new[1:n] = key[1:] != key[:-1]
+        bounds = np.flatnonzero(new)
+        uniq = key[bounds[:-1]]
+        counts = bounds[1:] - bounds[:-1]
+        indices = uniq % self.n_features
+        entry_rows = uniq // self.n_features
+        indptr = _indptr(entry_rows, batch.n_docs)
+        # Sublinear tf: 1 + log(count), in float32 as scipy's sum of float32 ones gave it.
+        data = np.log1p(counts.astype(np.float32))
+        data += 1.0
+        data *= self.idf_[indices]
+        _l2_normalise(data, indptr)
+        # Where each unigram occurrence landed (the evidence adds its weight to its token).
+        slot = np.empty(n, dtype=np.int64)
+        slot[order] = np.cumsum(new[:n]) - 1
+        uni_pos = np.full(units.size, -1, dtype=np.int64)
+        uni_ok = ok[: units.size]
+        uni_pos[uni_ok] = slot[: int(np.count_nonzero(uni_ok))]
+        return CsrParts(data, indices, indptr, batch.n_docs, self.n_features), entry_rows, uni_pos
 
 
 class EmbeddingFeatures:
@@ -111,34 +153,84 @@ class EmbeddingFeatures:
         self.sums = sums
         self.counts = counts
 
-    def transform(self, batch: TokenBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(float32 embeddings, per-doc normaliser, word-piece sums of the batch-extra words)."""
-        n_known = batch.n_known
+    def transform(
+        self, batch: TokenBatch, negated: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(float32 embeddings, per-doc normaliser, word-piece sums of the batch-extra words).
+
+        ``negated`` is ``table.nominal_negated(batch)`` when the caller already has it.
+        """
+        n_known, n_docs = batch.n_known, batch.n_docs
         extra_sums, extra_counts = self.asset.encode_words(batch.extra)
-        keep = ~self.table.nominal_negated(batch)
+        keep = ~(negated if negated is not None else self.table.nominal_negated(batch))
         known = (batch.sid < n_known) & keep
-        shape_k = (batch.n_docs, n_known)
+        ksid = batch.sid[known]
+        kdoc = batch.doc[known]
         # Tokens arrive in document order, so the CSR structure is just the per-document counts.
-        ck = sp.csr_matrix(
-            (np.ones(int(known.sum()), dtype=np.float32), batch.sid[known], _indptr(batch.doc[known], batch.n_docs)),
-            shape=shape_k,
-        )
-        emb = np.asarray(ck @ self.sums)
-        total = ck @ self.counts
+        emb = csr_dot(CsrParts(None, ksid, _indptr(kdoc, n_docs), n_docs, n_known), self.sums)
+        # Word-piece counts are small integers: any summation order gives the same float32 total.
+        total = np.bincount(kdoc, weights=self.counts[ksid], minlength=n_docs).astype(np.float32)
         if batch.extra:
             unk = (batch.sid >= n_known) & keep
-            ce = sp.csr_matrix(
-                (np.ones(int(unk.sum()), dtype=np.float32), (batch.doc[unk], batch.sid[unk] - n_known)),
-                shape=(batch.n_docs, len(batch.extra)),
+            udoc, usid = batch.doc[unk], batch.sid[unk] - n_known
+            # Per row the distinct extra words in id order, each times its count (scipy's COO -> CSR).
+            key = udoc * len(batch.extra) + usid
+            uniq, counts = np.unique(key, return_counts=True)
+            extra_part = CsrParts(
+                counts.astype(np.float32), uniq % len(batch.extra), _indptr(uniq // len(batch.extra), n_docs), n_docs, len(batch.extra)
             )
-            emb += ce @ extra_sums
-            total = total + ce @ extra_counts
+            emb += csr_dot(extra_part, extra_sums)
+            total = total + np.bincount(udoc, weights=extra_counts[usid], minlength=n_docs).astype(np.float32)
         emb /= np.maximum(total, 1.0)[:, None]
-        norm = np.linalg.norm(emb, axis=1)
+        norm = np.sqrt(np.add.reduce(emb * emb, axis=1))
         norm = np.where(norm > 0, norm, 1.0)
         emb /= norm[:, None]
         scale = np.maximum(total, 1.0) * norm
         return emb, scale, extra_sums
+
+
+class CsrParts(NamedTuple):
+    """A CSR matrix as plain arrays (``data`` None means all ones): no scipy checks per call."""
+
+    data: np.ndarray | None
+    indices: np.ndarray
+    indptr: np.ndarray
+    n_rows: int
+    n_cols: int
+
+
+_FIRST = np.zeros(1, dtype=np.int64)
+_INT32_MAX = np.iinfo(np.int32).max
+#: Up to this many bigram queries a binary search beats the hash index's fixed cost.
+SEARCH_KEYS = 512
+#: Up to this many rows a CSR product sums row by row in numpy; above it scipy's constructor
+#: (about 40 us) costs less than the per-row reductions (measured: break-even near 8 rows).
+LOOP_ROWS = 8
+
+
+def csr_dot(m: CsrParts, dense: np.ndarray) -> np.ndarray:
+    """``m @ dense`` with the same floats as scipy: each row summed in stored order, in dense's dtype."""
+    if m.n_rows > LOOP_ROWS:
+        data = m.data if m.data is not None else np.ones(m.indices.size, dtype=dense.dtype)
+        indices, indptr = m.indices, m.indptr
+        if max(m.n_cols, indices.size) < _INT32_MAX:
+            # int32 index arrays spare scipy's constructor a scan of their contents (half its cost).
+            indices, indptr = indices.astype(np.int32), indptr.astype(np.int32)
+        return np.asarray(sp.csr_matrix((data, indices, indptr), shape=(m.n_rows, m.n_cols)) @ dense)
+    out = np.zeros((m.n_rows, dense.shape[1]), dtype=dense.dtype)
+    if not m.indices.size:
+        return out
+    gathered = dense[m.indices]
+    if m.data is not None:
+        gathered *= m.data[:, None]
+    # A reduction over the outer axis adds whole rows one after another (scipy's order);
+    # np.add.reduceat would not, so each row is reduced on its own.
+    bounds = m.indptr.tolist()
+    for r in range(m.n_rows):
+        lo, hi = bounds[r], bounds[r + 1]
+        if hi > lo:
+            out[r] = np.add.reduce(gathered[lo:hi], axis=0)
+    return out
 
 
 def _indptr(doc: np.ndarray, n_docs: int) -> np.ndarray:
@@ -176,12 +268,20 @@ def _bigrams(
     return keys[same], doc[:-1][same]
 
 
-def _l2_rows(m: sp.csr_matrix) -> sp.csr_matrix:
-    lengths = np.diff(m.indptr)
-    sq = np.zeros(m.shape[0], dtype=np.float32)
+def _l2_normalise(data: np.ndarray, indptr: np.ndarray) -> None:
+    """Divide each CSR row's values by the row's L2 norm, in place (empty rows stay empty)."""
+    if not data.size:
+        return
+    if indptr.size == 2:
+        # One text (the common single request). reduceat, not reduce: reduce sums pairwise,
+        # reduceat in order, and the norm must not depend on the batch size.
+        sq = np.sqrt(np.add.reduceat(data * data, _FIRST))
+        if sq[0] != 0:
+            data /= sq
+        return
+    lengths = np.diff(indptr)
     nonempty = lengths > 0
-    if m.nnz:
-        sq[nonempty] = np.sqrt(np.add.reduceat(m.data * m.data, m.indptr[:-1][nonempty]))
+    sq = np.ones(lengths.size, dtype=np.float32)
+    sq[nonempty] = np.sqrt(np.add.reduceat(data * data, indptr[:-1][nonempty]))
     sq[sq == 0] = 1.0
-    m.data /= np.repeat(sq, lengths)
-    return m
+    data /= np.repeat(sq, lengths)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import warnings
+from functools import lru_cache
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -17,13 +18,12 @@ import numpy as np
 import scipy.sparse as sp
 from spacy.lang.en.stop_words import STOP_WORDS
 from scipy.optimize import minimize_scalar
-from scipy.special import log_softmax, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
 from classifier.embeddings import load_asset
-from classifier.features import EmbeddingFeatures, LexicalFeatures
+from classifier.features import CsrParts, EmbeddingFeatures, LexicalFeatures, csr_dot
 from classifier.labels import LABEL_OF_TOPIC, LABELS, TOPICS, TOPICS_BY_LABEL, Label
 from classifier.text import MASKS, SEP, TokenBatch, TokenTable, english_forms, split_tokens
 
@@ -140,7 +140,6 @@ class UXCXClassifier(ClassifierMixin, BaseEstimator):
             target = np.asarray([issue in m for m in multi], dtype=int)
             self.issue_heads_[issue] = self._lr(self.C, balanced=False).fit(feats, target)
 
-        self._topic_mask = None
         self._heads = None
         self._centred = None
         return self
@@ -159,8 +158,8 @@ class UXCXClassifier(ClassifierMixin, BaseEstimator):
         The 15-way topic head sees finer structure; its view of the label is a second opinion
         that generalises better to real text than the 3-way head alone.
         """
-        topic_to_label = np.log(softmax(topic_logits, axis=1) @ _TOPIC_TO_LABEL + 1e-12)
-        return (1.0 - self.topic_mix) * log_softmax(label_logits, axis=1) + self.topic_mix * topic_to_label
+        topic_to_label = np.log(_softmax(topic_logits) @ _TOPIC_TO_LABEL + 1e-12)
+        return (1.0 - self.topic_mix) * _log_softmax(label_logits) + self.topic_mix * topic_to_label
 
     def _fit_temperature(self, feats: sp.csr_matrix, y_idx: np.ndarray, t_idx: np.ndarray) -> float:
         """One temperature for the label scores, fitted on out-of-fold scores (NLL)."""
@@ -177,7 +176,7 @@ class UXCXClassifier(ClassifierMixin, BaseEstimator):
             scores[test] = self._mixed_scores(label_head.decision_function(feats[test]), topic_logits)
 
         def nll(t: float) -> float:
-            return float(-log_softmax(scores / t, axis=1)[np.arange(len(y_idx)), y_idx].mean())
+            return float(-_log_softmax(scores / t)[np.arange(len(y_idx)), y_idx].mean())
 
         temperature = float(minimize_scalar(nll, bounds=(0.05, 20.0), method="bounded").x)
         if self.keep_oof:
@@ -211,11 +210,12 @@ class UXCXClassifier(ClassifierMixin, BaseEstimator):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_runtime"] = None
-        state["_topic_mask"] = None
         state["_ok_surface"] = None
         state["_ok_feature"] = None
         state["_heads"] = None
         state["_centred"] = None
+        state["_centred_emb"] = None
+        state["_surface_score"] = None
         return state
 
     # ------------------------------------------------------------- predict
@@ -241,15 +241,22 @@ class UXCXClassifier(ClassifierMixin, BaseEstimator):
         return self._heads
 
     def _logits(self, batch: TokenBatch) -> tuple[np.ndarray, dict[str, Any]]:
-        """Logits of every head for a batch, without building the stacked feature matrix."""
+        """Logits of every head for a batch, without building the stacked feature matrix.
+
+        Works on raw CSR arrays (scipy's per-call checks cost more than the maths on a few
+        texts) and computes each per-batch intermediate once; ``extra`` hands them to the
+        evidence.
+        """
         w_lex, w_emb, bias = self._stacked_heads()
-        lex = self.lexical_.transform(self.table_, batch)
-        extra: dict[str, Any] = {"lex": lex}
-        logits = (lex @ w_lex).astype(np.float64) + bias
+        marked = self.table_.marked_units(batch)
+        lex, lex_rows, uni_pos = self.lexical_.parts(self.table_, batch, marked)
+        extra: dict[str, Any] = {"lex": lex, "lex_rows": lex_rows, "uni_pos": uni_pos, "marked": marked}
+        logits = csr_dot(lex, w_lex).astype(np.float64) + bias
         embedder = self._embedder()
         if embedder is not None:
-            emb, scale, extra_sums = embedder.transform(batch)
-            extra.update(scale=scale, extra_sums=extra_sums)
+            negated = self.table_.nominal_negated(batch)
+            emb, scale, extra_sums = embedder.transform(batch, negated)
+            extra.update(scale=scale, extra_sums=extra_sums, negated=negated)
             logits += emb @ w_emb
         return logits, extra
 
@@ -259,7 +266,7 @@ class UXCXClassifier(ClassifierMixin, BaseEstimator):
         return self._label_proba(logits)
 
     def _label_proba(self, logits: np.ndarray) -> np.ndarray:
-        return softmax(self._mixed_scores(logits[:, :3], logits[:, 5:]) / self.temperature_, axis=1)
+        return _softmax(self._mixed_scores(logits[:, :3], logits[:, 5:]) / self.temperature_)
 
     def predict(self, X: Sequence[str]) -> np.ndarray:
         """Primary labels."""
@@ -274,81 +281,76 @@ class UXCXClassifier(ClassifierMixin, BaseEstimator):
         logits, extra = self._logits(batch)
         proba = self._label_proba(logits)
         label_idx = proba.argmax(axis=1)
-        issue_p = {Label.UX.value: logits[:, 3] >= _logit(self.both_threshold), Label.CX.value: logits[:, 4] >= _logit(self.both_threshold)}
-        if self._topic_mask is None:
-            self._topic_mask = np.asarray(
-                [[LABEL_OF_TOPIC[t] == lab for t in TOPICS] for lab in LABELS], dtype=float
-            )
         topic_logits = logits[:, 5:]
-        topic_idx = np.where(self._topic_mask[label_idx] > 0, topic_logits, -np.inf).argmax(axis=1)
-        ev = self._evidence(batch, extra, label_idx) if evidence and self.evidence_k > 0 else None
+        topic_idx = np.where(_TOPIC_OF_LABEL[label_idx], topic_logits, -np.inf).argmax(axis=1)
+        issue = (logits[:, 3:5] >= _logit(self.both_threshold)).tolist()
+        ev = self._evidence(batch, extra, label_idx) if evidence and self.evidence_k > 0 else [()] * len(texts)
 
         # Build the per-text answers from plain lists: no numpy scalar access inside the loop.
-        n = len(texts)
-        ux_i, cx_i = LABELS.index(Label.UX.value), LABELS.index(Label.CX.value)
-        second = np.where(label_idx == ux_i, issue_p[Label.CX.value], np.where(label_idx == cx_i, issue_p[Label.UX.value], False))
-        labels_out = [_LABEL_SETS[k] for k in (label_idx * 2 + second).tolist()]
-        label_out = [LABELS[k] for k in label_idx.tolist()]
-        topic_out = [TOPICS[k] for k in topic_idx.tolist()]
-        confidence = proba[np.arange(n), label_idx].tolist()
-        scores = [dict(zip(LABELS, row)) for row in proba.tolist()]
-        evid = ev if ev is not None else [()] * n
-        return list(map(Prediction, label_out, labels_out, topic_out, confidence, scores, evid))
+        out = []
+        for k, row, t, (ux_hit, cx_hit), words in zip(label_idx.tolist(), proba.tolist(), topic_idx.tolist(), issue, ev):
+            # The other issue label joins a ux or cx answer when its own head says so.
+            second = cx_hit if k == _UX_I else ux_hit if k == _CX_I else False
+            out.append(
+                Prediction(LABELS[k], _LABEL_SETS[k * 2 + second], TOPICS[t], row[k], dict(zip(LABELS, row)), words)
+            )
+        return out
 
     # ------------------------------------------------------------ evidence
     def _evidence(self, batch: TokenBatch, extra: dict[str, Any], label_idx: np.ndarray) -> list[tuple[str, ...]]:
         """Words and phrases whose features pushed the chosen label up the most (vectorised)."""
-        if getattr(self, "_centred", None) is None:
-            # Computed once: centring the whole label head costs milliseconds, too much per call.
-            coef = self.label_head_.coef_
-            self._centred = coef - coef.mean(axis=0, keepdims=True)
-        centred = self._centred
-        lex: sp.csr_matrix = extra["lex"]
-        n_lex = lex.shape[1]
-        rows = np.repeat(np.arange(lex.shape[0]), np.diff(lex.indptr))
-        lex_contrib = lex.data * centred[label_idx[rows], lex.indices]
+        centred, centred_emb = self._centred_heads()
+        lex: CsrParts = extra["lex"]
+        data, indices, rows = lex.data, lex.indices, extra["lex_rows"]
+        assert data is not None
+        # Flat takes: a 2-D fancy index with two index arrays costs several times more.
+        lex_contrib = data * centred.ravel().take(label_idx[rows] * centred.shape[1] + indices)
         n_uni = self.lexical_.n_uni_
 
         # Per token: the unigram weight of its lemma(s) plus its share of the embedding term.
         doc, sid = batch.doc, batch.sid
-        tok_score = np.zeros(sid.size)
-        embedder = self._embedder()
-        if embedder is not None:
-            w_emb = centred[:, n_lex:] * self.embedding_weight
-            in_emb = ~self.table_.nominal_negated(batch)
-            known = (sid < batch.n_known) & in_emb
-            if known.any():
-                tok_score[known] = np.einsum("ij,ij->i", embedder.sums[sid[known]], w_emb[label_idx[doc[known]]])
-            unknown = (sid >= batch.n_known) & in_emb
-            if unknown.any():
-                es = extra["extra_sums"][sid[unknown] - batch.n_known]
-                tok_score[unknown] = np.einsum("ij,ij->i", es, w_emb[label_idx[doc[unknown]]])
+        if centred_emb is None:
+            tok_score = np.zeros(sid.size)
+        else:
+            negated: np.ndarray = extra["negated"]
+            scores = self._surface_scores()
+            if not batch.extra:
+                # Every token is a fitted surface: one take, then zero the ones left out of the embedding.
+                tok_score = scores.ravel().take(sid * scores.shape[1] + label_idx[doc])
+                tok_score[negated] = 0.0
+            else:
+                tok_score = np.zeros(sid.size)
+                in_emb = ~negated
+                is_known = sid < batch.n_known
+                known = is_known & in_emb
+                tok_score[known] = scores.ravel().take(sid[known] * scores.shape[1] + label_idx[doc[known]])
+                unknown = ~is_known & in_emb
+                if unknown.any():
+                    es = extra["extra_sums"][sid[unknown] - batch.n_known]
+                    tok_score[unknown] = np.einsum("ij,ij->i", es, centred_emb[label_idx[doc[unknown]]])
             tok_score /= extra["scale"][doc]
-        udoc, marked, tok_of_unit = self.table_.marked_units(batch)
-        ucol = self.lexical_.uni_map_[marked]
-        has = ucol >= 0
-        if has.any() and lex.nnz:
-            # Look the (row, column) pairs up in the CSR matrix: its keys are sorted row-major.
-            keys = rows.astype(np.int64) * n_lex + lex.indices
-            want = udoc[has].astype(np.int64) * n_lex + ucol[has]
-            pos = np.minimum(np.searchsorted(keys, want), keys.size - 1)
-            hit = keys[pos] == want
-            np.add.at(tok_score, tok_of_unit[has][hit], lex_contrib[pos[hit]])
+        tok_of_unit = extra["marked"][2]
+        uni_pos: np.ndarray = extra["uni_pos"]
+        has = uni_pos >= 0
+        if has.any():
+            # Unigram features in order of their units; a token with two units ("can't") gets both.
+            _add_in_order(tok_score, tok_of_unit[has], lex_contrib[uni_pos[has]])
 
         ok = self._evidence_ok(sid, batch)
         if getattr(self, "_ok_feature", None) is None:
             self._ok_feature = np.asarray([_showable_phrase(n) for n in self.lexical_.feature_names_], dtype=bool)
-        is_bigram = (lex.indices >= n_uni) & self._ok_feature[lex.indices]
+        is_bigram = (indices >= n_uni) & self._ok_feature[indices]
         # Candidates: tokens (kind 0, id = surface id) and bigrams (kind 1, id = feature column).
-        c_row = np.concatenate([doc[ok], rows[is_bigram]])
-        c_score = np.concatenate([tok_score[ok], lex_contrib[is_bigram]])
-        c_kind = np.concatenate([np.zeros(int(ok.sum()), dtype=np.int8), np.ones(int(is_bigram.sum()), dtype=np.int8)])
-        c_id = np.concatenate([sid[ok], lex.indices[is_bigram]])
-        pos_ = c_score > 0
-        c_row, c_score, c_kind, c_id = c_row[pos_], c_score[pos_], c_kind[pos_], c_id[pos_]
+        tok_ok = ok & (tok_score > 0)
+        big_ok = is_bigram & (lex_contrib > 0)
+        n_tok = int(np.count_nonzero(tok_ok))
+        c_row = np.concatenate([doc[tok_ok], rows[big_ok]])
+        c_score = np.concatenate([tok_score[tok_ok], lex_contrib[big_ok]])
+        c_id = np.concatenate([sid[tok_ok], indices[big_ok]])
         # One float sort: by row, then by falling score (tanh keeps scores inside the row's band).
         order = np.argsort(c_row * 4.0 + (1.0 - np.tanh(c_score)), kind="stable")
-        c_row, c_kind, c_id = c_row[order], c_kind[order], c_id[order]
+        c_row, c_id = c_row[order], c_id[order]
+        c_kind = order >= n_tok
         # A word that occurs twice has the same score, so its copies sit side by side.
         fresh = np.ones(c_row.size, dtype=bool)
         fresh[1:] = (c_row[1:] != c_row[:-1]) | (c_kind[1:] != c_kind[:-1]) | (c_id[1:] != c_id[:-1])
@@ -357,14 +359,55 @@ class UXCXClassifier(ClassifierMixin, BaseEstimator):
         keep = (np.arange(c_row.size) - starts) < self.evidence_k
         result: list[list[str]] = [[] for _ in range(batch.n_docs)]
         names = self.lexical_.feature_names_
+        surfaces, n_known, batch_extra = self.table_.surfaces, batch.n_known, batch.extra
         for r, kind, ident in zip(c_row[keep].tolist(), c_kind[keep].tolist(), c_id[keep].tolist()):
-            result[r].append(_display(names[ident]) if kind else self.table_.surface_of(ident, batch.extra))
+            if kind:
+                result[r].append(_display(names[ident]))
+            else:
+                result[r].append(surfaces[ident] if ident < n_known else batch_extra[ident - n_known])
         return [tuple(x) for x in result]
+
+    def _surface_scores(self) -> np.ndarray:
+        """Per fitted surface and label: its word-piece sum dotted with the centred embedding head.
+
+        What the evidence needs per known token, computed once instead of gathering a
+        256-wide row pair per token and call. Row by row with the same einsum on the same
+        contiguous float32 x float64 operands as a per-call gather, so the floats are identical.
+        """
+        if getattr(self, "_surface_score", None) is None:
+            embedder = self._embedder()
+            _, centred_emb = self._centred_heads()
+            assert embedder is not None and centred_emb is not None
+            sums = embedder.sums
+            out = np.empty((sums.shape[0], centred_emb.shape[0]))
+            step = 4096
+            for start in range(0, sums.shape[0], step):
+                chunk = sums[start : start + step]
+                for k in range(centred_emb.shape[0]):
+                    out[start : start + step, k] = np.einsum("ij,ij->i", chunk, np.tile(centred_emb[k], (chunk.shape[0], 1)))
+            self._surface_score = out
+        return self._surface_score
+
+    def _centred_heads(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """The label head centred over labels, and its embedding part scaled as in the logits.
+
+        Computed once: centring the whole label head costs milliseconds, too much per call.
+        """
+        if getattr(self, "_centred", None) is None:
+            coef = self.label_head_.coef_
+            # C order: sklearn's coef_ is Fortran-ordered, and ravel() would copy it on every call.
+            centred = np.ascontiguousarray(coef - coef.mean(axis=0, keepdims=True))
+            n_lex = self.lexical_.n_features
+            self._centred_emb = centred[:, n_lex:] * self.embedding_weight if self.use_embeddings else None
+            self._centred = centred
+        return self._centred, self._centred_emb
 
     def _evidence_ok(self, sid: np.ndarray, batch: TokenBatch) -> np.ndarray:
         """Tokens that may be shown as evidence: words, not masks, stop words or punctuation."""
         if getattr(self, "_ok_surface", None) is None:
             self._ok_surface = np.asarray([_showable(s) for s in self.table_.surfaces], dtype=bool)
+        if not batch.extra:
+            return self._ok_surface[sid]
         ok = np.zeros(sid.size, dtype=bool)
         known = sid < batch.n_known
         ok[known] = self._ok_surface[sid[known]]
@@ -379,6 +422,25 @@ def _showable_phrase(name: str) -> bool:
     return not any(p in _NOT_EVIDENCE for p in parts) and any(_showable(p) for p in parts)
 
 
+def _add_in_order(target: np.ndarray, index: np.ndarray, values: np.ndarray) -> None:
+    """``np.add.at(target, index, values)`` for a non-decreasing index, with the same floats, faster.
+
+    Repeats of an index are consecutive; the k-th occurrences of all indices are added in
+    pass k, so each target still receives its values in their original order.
+    """
+    first = np.ones(index.size, dtype=bool)
+    first[1:] = index[1:] != index[:-1]
+    if first.all():
+        target[index] += values
+        return
+    starts = np.flatnonzero(first)
+    rank = np.arange(index.size) - np.repeat(starts, np.diff(starts, append=index.size))
+    for k in range(int(rank.max()) + 1):
+        sel = rank == k
+        target[index[sel]] += values[sel]
+
+
+@lru_cache(maxsize=1 << 16)
 def _display(name: str) -> str:
     # Units inside a negation scope are named "not:<lemma>"; show them as plain words after "not".
     parts = name.split(" ")
@@ -396,9 +458,28 @@ def _logit(p: float) -> float:
 
 
 _LOCK = threading.Lock()
+_UX_I, _CX_I = LABELS.index(Label.UX.value), LABELS.index(Label.CX.value)
 #: labels for (primary label index * 2 + has second issue label)
 _LABEL_SETS = [("ux",), ("ux", "cx"), ("cx",), ("cx", "ux"), ("other",), ("other",)]
 _TOPIC_TO_LABEL = np.asarray([[LABEL_OF_TOPIC[t] == lab for lab in LABELS] for t in TOPICS], dtype=float)
+#: per label, which topics belong to it
+_TOPIC_OF_LABEL = _TOPIC_TO_LABEL.T > 0
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    """Row-wise softmax; the same operations as scipy.special.softmax(x, axis=1), minus its dispatch."""
+    shifted = np.exp(x - np.maximum.reduce(x, axis=1, keepdims=True))
+    return shifted / np.add.reduce(shifted, axis=1, keepdims=True)
+
+
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    """Row-wise log-softmax; the same operations as scipy.special.log_softmax(x, axis=1)."""
+    top = np.maximum.reduce(x, axis=1, keepdims=True)
+    if not np.isfinite(top).all():
+        top = np.where(np.isfinite(top), top, 0.0)
+    shifted = x - top
+    with np.errstate(divide="ignore"):
+        return shifted - np.log(np.add.reduce(np.exp(shifted), axis=1, keepdims=True))
 _NOT_EVIDENCE = {SEP, *MASKS, "\ue000", "\ue001", "\ue002"}
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import lru_cache
 from dataclasses import dataclass
 
@@ -91,6 +91,28 @@ def prepare(text: str) -> str:
     return HANDLE_RE.sub(f" {USER_CHAR} ", _mask_emails(URL_RE.sub(f" {URL_CHAR} ", text)))
 
 
+def _positions(items: list[int], value: int) -> Iterator[int]:
+    """Indices of ``value`` in ``items``, found by list.index (a C scan) rather than a Python loop."""
+    i = -1
+    while True:
+        try:
+            i = items.index(value, i + 1)
+        except ValueError:
+            return
+        yield i
+
+
+def _encodes(text: str) -> bool:
+    """True when the text is valid UTF-8 as it stands (no lone surrogates for the byte path to replace)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 @lru_cache(maxsize=4)
 def _power_table(base: int, size: int) -> np.ndarray:
     out = np.empty(size, dtype=np.uint64)
@@ -119,23 +141,44 @@ def token_hashes(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, np.zeros(0, dtype=np.uint64)
     cls = _BYTE_CLASS[buf]
-    word = cls == 1
-    prev_word = np.empty(n, dtype=bool)
-    prev_word[0] = False
-    prev_word[1:] = word[:-1]
-    next_word = np.empty(n, dtype=bool)
-    next_word[-1] = False
-    next_word[:-1] = word[1:]
-    punct = np.flatnonzero(cls == 2)
-    starts = np.concatenate([np.flatnonzero(word & ~prev_word), punct])
-    ends = np.concatenate([np.flatnonzero(word & ~next_word) + 1, punct + 1])
-    order = np.argsort(starts, kind="stable")
-    starts, ends = starts[order], ends[order]
+    # A byte starts (ends) a token when its class differs from the byte before (after) it,
+    # or when it is punctuation; both lists come out sorted, so no merge sort is needed.
+    padded = np.zeros(n + 2, dtype=np.int8)
+    padded[1:-1] = cls
+    change = padded[1:] != padded[:-1]
+    split = cls == 2
+    in_token = cls != 0
+    starts = np.flatnonzero((change[:-1] | split) & in_token)
+    ends = np.flatnonzero((change[1:] | split) & in_token) + 1
     with np.errstate(over="ignore"):
         prefix = np.zeros(n + 1, dtype=np.uint64)
         np.cumsum((buf.astype(np.uint64) + np.uint64(1)) * _powers(_P, n), out=prefix[1:])
         hashes = (prefix[ends] - prefix[starts]) * _powers(_P_INV, n)[starts]
     return starts, ends, hashes
+
+
+def _token_re() -> re.Pattern[str]:
+    """The byte tokenizer's rule as a str regex: word runs (non-ASCII counts as word) or one other non-space."""
+    word = "".join(re.escape(chr(b)) for b in range(128) if _BYTE_CLASS[b] == 1) + "\x80-\U0010ffff"
+    space = "".join(re.escape(chr(b)) for b in range(128) if _BYTE_CLASS[b] == 0)
+    return re.compile(f"[{word}]+|[^{word}{space}]")
+
+
+def _split_punct_re() -> re.Pattern[str]:
+    """One punctuation byte (of the byte tokenizer's classes) as a str regex, for spacing out."""
+    keep = "".join(re.escape(chr(b)) for b in range(128) if _BYTE_CLASS[b] != 2) + "\\x80-\\U0010ffff"
+    return re.compile(f"[^{keep}]")
+
+
+TOKEN_RE = _token_re()
+SPLIT_PUNCT_RE = _split_punct_re()
+#: Non-ASCII characters str.split() treats as whitespace but the byte tokenizer keeps inside words.
+UNICODE_SPACES = ("\x85", "\xa0", "\u1680", *map(chr, range(0x2000, 0x200B)), "\u2028", "\u2029", "\u202f", "\u205f", "\u3000")
+#: Up to this many characters a batch is tokenized with one regex and dictionary lookups:
+#: numpy's per-call costs outweigh its per-byte speed on short input.
+SMALL_BATCH_CHARS = 2000
+#: Unknown tokens whose finer split is remembered per table (the cache is emptied when full).
+_PIECE_CACHE_SIZE = 50_000
 
 
 class HashIndex:
@@ -178,16 +221,18 @@ class HashIndex:
     def get(self, queries: np.ndarray) -> np.ndarray:
         """Values of the queries; -1 where a query is not a key."""
         queries = np.asarray(queries).astype(np.uint64, copy=False)
-        out = np.full(queries.size, -1, dtype=np.int64)
         pos = self._slot(queries)
-        todo = np.arange(queries.size)
+        # First probe for all queries at once; most keys sit in their home slot.
+        occupied = self.used[pos]
+        hit = occupied & (self.slots[pos] == queries)
+        out = np.where(hit, self.values[pos], -1)
+        todo = np.flatnonzero(occupied & ~hit)
         while todo.size:
-            p = pos[todo]
+            p = pos[todo] = (pos[todo] + 1) & self.mask
             occupied = self.used[p]
             hit = occupied & (self.slots[p] == queries[todo])
             out[todo[hit]] = self.values[p[hit]]
             todo = todo[occupied & ~hit]
-            pos[todo] = (pos[todo] + 1) & self.mask
         return out
 
 
@@ -313,6 +358,17 @@ class TokenTable:
         self.unit_boundary = np.asarray([u in SCOPE_ENDS or u == SEP for u in self.units], dtype=bool)
         self.surface_negator = np.asarray([x in NOMINAL_NEGATORS for x in self.surfaces], dtype=bool)
         self.surface_boundary = np.asarray([x in SCOPE_ENDS or x == SEP for x in self.surfaces], dtype=bool)
+        self._piece_cache: dict[str, tuple[int | str, ...]] = {}
+        # Lookups by surface id with one extra row at the end for words first seen in a batch
+        # (one <unk> unit, never a negator or boundary), so inference needs no np.where per call.
+        n_flat = int(flat.size)
+        self._n_units_ext = np.append(np.diff(ptr), 1)
+        self._start_ext = np.append(ptr[:-1], n_flat)
+        self._flat_ext = np.append(flat, self.unk_unit)
+        self._first_unit_ext = self._flat_ext[self._start_ext]
+        self._no_empty_surface = bool((self._n_units_ext > 0).all())
+        self._surface_negator_ext = np.append(self.surface_negator, False)
+        self._surface_boundary_ext = np.append(self.surface_boundary, False)
 
     @classmethod
     def build(cls, forms: Iterable[str], batch_size: int = 2000) -> TokenTable:
@@ -373,6 +429,8 @@ class TokenTable:
         single punctuation bytes are the tokens; each token's polynomial hash (computed from
         prefix sums) is looked up among the hashes of the fitted surfaces. Only tokens the
         table does not know are turned back into strings and split by the finer rules.
+        Short batches apply the same token rule with str methods and dict lookups instead,
+        which costs less than numpy's per-call overhead there; both give the same ids.
         """
         joined = " \x00 ".join(texts)
         if joined.count("\x00") != max(len(texts) - 1, 0):
@@ -383,48 +441,105 @@ class TokenTable:
             # NFKC only where it can change something: most texts are plain ASCII.
             joined = " \x00 ".join(t if t.isascii() else unicodedata.normalize("NFKC", t) for t in texts)
         text = prepare(normalise(joined, nfkc=False))
+        extra: list[str] = []
+        if len(text) <= SMALL_BATCH_CHARS and _encodes(text):
+            sid = self._lookup_tokens(text, extra)
+        else:
+            sid = self._hash_tokens(text, extra)
+        is_sep = sid == 0
+        doc = np.cumsum(is_sep)
+        keep = ~is_sep
+        return TokenBatch(doc[keep], sid[keep], len(texts), len(self.surfaces), tuple(extra))
+
+    def _lookup_tokens(self, text: str, extra: list[str]) -> np.ndarray:
+        """Surface ids of a short batch: the byte tokenizer's rule in str form, then dict lookups."""
+        if text.isascii() or not any(c in text for c in UNICODE_SPACES):
+            # Spacing out punctuation and splitting runs at C speed, unlike findall's per-match objects;
+            # str.split() then splits exactly where the byte tokenizer does.
+            tokens = SPLIT_PUNCT_RE.sub(_space_out, text).split()
+        else:
+            tokens = TOKEN_RE.findall(text)
+        get = self.index.get
+        ids = [get(t, -1) for t in tokens]
+        if -1 in ids:
+            resolve = self._resolver(extra)
+            flat: list[int] = []
+            last = 0
+            for i in _positions(ids, -1):
+                flat.extend(ids[last:i])
+                flat.extend(resolve(tokens[i]))
+                last = i + 1
+            flat.extend(ids[last:])
+            ids = flat
+        return np.asarray(ids, dtype=np.int64)
+
+    def _hash_tokens(self, text: str, extra: list[str]) -> np.ndarray:
+        """Surface ids of a long batch: byte classes and polynomial hashes, all in numpy."""
         raw = text.encode("utf-8", errors="replace")
         buf = np.frombuffer(raw, dtype=np.uint8)
         starts, ends, hashes = token_hashes(buf)
         sid = self.hash_index.get(hashes)
         unknown = np.flatnonzero(sid < 0)
-        extra: list[str] = []
         if unknown.size:
-            # Rare forms: split finer, mask, or keep as a new word for this batch only.
-            get = self.index.get
-            n_known = len(self.surfaces)
-            seen: dict[str, int] = {}
-            resolved: dict[bytes, np.ndarray] = {}
+            resolve = self._resolver(extra)
             pieces: list[np.ndarray] = []
             last = 0
             for i in unknown.tolist():
-                key = raw[starts[i] : ends[i]]
-                ids_arr = resolved.get(key)
-                if ids_arr is None:
-                    # URLs, e-mails and handles are already masked: the finer split is one regex.
-                    ids: list[int] = []
-                    for piece in FALLBACK_RE.findall(key.decode("utf-8", errors="replace")):
-                        known = get(piece)
-                        if known is None:
-                            mask = mask_of(piece)
-                            if mask is not None:
-                                known = self.mask_sids[mask]
-                            else:
-                                known = seen.get(piece)
-                                if known is None:
-                                    known = seen[piece] = n_known + len(extra)
-                                    extra.append(piece)
-                        ids.append(known)
-                    ids_arr = resolved[key] = np.asarray(ids, dtype=np.int64)
                 pieces.append(sid[last:i])
-                pieces.append(ids_arr)
+                pieces.append(np.asarray(resolve(raw[starts[i] : ends[i]].decode("utf-8", errors="replace")), dtype=np.int64))
                 last = i + 1
             pieces.append(sid[last:])
             sid = np.concatenate(pieces)
-        is_sep = sid == 0
-        doc = np.cumsum(is_sep)
-        keep = ~is_sep
-        return TokenBatch(doc[keep], sid[keep], len(texts), len(self.surfaces), tuple(extra))
+        return sid
+
+    def _resolver(self, extra: list[str]) -> Callable[[str], list[int]]:
+        """Surface ids for tokens the table does not know: split finer, mask, or new for this batch.
+
+        New words are appended to ``extra`` and numbered after the fitted surfaces; a
+        token seen twice in the batch resolves once.
+        """
+        n_known = len(self.surfaces)
+        seen: dict[str, int] = {}
+        resolved: dict[str, list[int]] = {}
+
+        def resolve(token: str) -> list[int]:
+            ids = resolved.get(token)
+            if ids is None:
+                ids = resolved[token] = []
+                for piece in self._pieces(token):
+                    if isinstance(piece, str):
+                        known = seen.get(piece)
+                        if known is None:
+                            known = seen[piece] = n_known + len(extra)
+                            extra.append(piece)
+                        ids.append(known)
+                    else:
+                        ids.append(piece)
+            return ids
+
+        return resolve
+
+    def _pieces(self, token: str) -> tuple[int | str, ...]:
+        """An unknown token split by the finer rules: surface ids, or the words the table lacks.
+
+        Depends only on the token and the table, so it is remembered (bounded): the same
+        rare forms recur across requests, and masking them costs several regex passes.
+        """
+        pieces = self._piece_cache.get(token)
+        if pieces is None:
+            out: list[int | str] = []
+            # URLs, e-mails and handles are already masked: the finer split is one regex.
+            for piece in FALLBACK_RE.findall(token):
+                known = self.index.get(piece)
+                if known is None:
+                    mask = mask_of(piece)
+                    known = self.mask_sids[mask] if mask is not None else None
+                out.append(piece if known is None else known)
+            pieces = tuple(out)
+            if len(self._piece_cache) >= _PIECE_CACHE_SIZE:
+                self._piece_cache.clear()
+            self._piece_cache[token] = pieces
+        return pieces
 
     def units_of(self, batch: TokenBatch) -> tuple[np.ndarray, np.ndarray]:
         """Expand surface ids to lexical unit ids (ragged), returning (doc, unit) per unit."""
@@ -433,32 +548,34 @@ class TokenTable:
 
     def units_with_tokens(self, batch: TokenBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(doc, unit, index of the surface token it came from) per unit."""
-        sid = batch.sid
-        known = sid < batch.n_known
-        safe = np.where(known, sid, 0)
-        starts = self.ptr[safe]
-        lengths = np.where(known, self.ptr[safe + 1] - starts, 1)
+        # Ids of batch-extra words clip to one past the table: that row stands for "one <unk> unit".
+        sid = np.minimum(batch.sid, len(self.surfaces))
+        lengths = self._n_units_ext[sid]
         total = int(lengths.sum())
+        if total == sid.size and self._no_empty_surface:
+            # Every token has exactly one unit (the common case): no ragged expansion needed.
+            return batch.doc, self._first_unit_ext[sid], np.arange(sid.size)
         offsets = np.repeat(np.cumsum(lengths) - lengths, lengths)
         within = np.arange(total) - offsets
-        gather = np.repeat(starts, lengths) + within
-        units = np.where(np.repeat(known, lengths), self.flat[np.minimum(gather, len(self.flat) - 1)], self.unk_unit)
+        units = self._flat_ext[np.repeat(self._start_ext[sid], lengths) + within]
         return np.repeat(batch.doc, lengths), units, np.repeat(np.arange(sid.size), lengths)
 
     def marked_units(self, batch: TokenBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Like units_with_tokens, with units inside a negation scope shifted by n_units."""
         doc, units, tok = self.units_with_tokens(batch)
-        neg = negation_scope(doc, self.unit_negator[units], self.unit_boundary[units])
+        trigger = self.unit_negator[units]
+        if not trigger.any():
+            return doc, units, tok
+        neg = negation_scope(doc, trigger, self.unit_boundary[units])
         return doc, units + self.n_units * neg, tok
 
     def nominal_negated(self, batch: TokenBatch) -> np.ndarray:
         """Per surface token: inside the scope of "no", "without", ... (left out of the embedding)."""
-        sid = batch.sid
-        known = sid < batch.n_known
-        safe = np.where(known, sid, 0)
-        trig = self.surface_negator[safe] & known
-        bound = self.surface_boundary[safe] & known
-        return negation_scope(batch.doc, trig, bound)
+        sid = np.minimum(batch.sid, len(self.surfaces))
+        trig = self._surface_negator_ext[sid]
+        if not trig.any():
+            return np.zeros(sid.size, dtype=bool)
+        return negation_scope(batch.doc, trig, self._surface_boundary_ext[sid])
 
     def surface_of(self, sid: int, extra: Sequence[str]) -> str:
         """The surface string of a surface id (fitted or batch-extra)."""

@@ -74,3 +74,72 @@ def test_empty_batch_and_odd_texts(tiny_model):
     preds = tiny_model.predict_batch(odd)
     assert len(preds) == len(odd)
     assert all(abs(sum(p.scores.values()) - 1) < 1e-6 for p in preds)
+
+
+def _reference_predictions(model, texts, heads="stacked"):
+    """Label, labels, topic and scores the plain way: scipy feature matrices, scipy softmax.
+
+    heads="stacked": the float32 stacked heads the predict path uses (scores agree to 1e-6);
+    heads="sklearn": each head's decision_function in float64 (the training-time view).
+    """
+    from scipy.special import log_softmax, softmax
+
+    from classifier.labels import TOPICS
+
+    batch = model.table_.tokenize(texts)
+    if heads == "stacked":
+        w_lex, w_emb, bias = model._stacked_heads()
+        emb = model._embedder().transform(batch)[0]
+        logits = np.asarray(model.lexical_.transform(model.table_, batch) @ w_lex).astype(np.float64) + bias
+        logits += emb @ w_emb
+        label_logits, issue_logits, topic_logits = logits[:, :3], logits[:, 3:5], logits[:, 5:]
+    else:
+        feats, _ = model._features(batch)
+        label_logits = model.label_head_.decision_function(feats)
+        issue_logits = np.stack([model.issue_heads_[k].decision_function(feats) for k in ("ux", "cx")], axis=1)
+        topic_logits = np.full((len(texts), len(TOPICS)), -1e9)
+        topic_logits[:, model.topic_head_.classes_] = model.topic_head_.decision_function(feats)
+    to_label = np.asarray([[LABEL_OF_TOPIC[t] == lab for lab in LABELS] for t in TOPICS], dtype=float)
+    mixed = (1 - model.topic_mix) * log_softmax(label_logits, axis=1) + model.topic_mix * np.log(
+        softmax(topic_logits, axis=1) @ to_label + 1e-12
+    )
+    proba = softmax(mixed / model.temperature_, axis=1)
+    issue = issue_logits >= np.log(model.both_threshold / (1 - model.both_threshold))
+    out = []
+    for i, row in enumerate(proba):
+        label = LABELS[int(row.argmax())]
+        second = {"ux": (1, "cx"), "cx": (0, "ux")}.get(label)
+        labels = (label, second[1]) if second is not None and issue[i, second[0]] else (label,)
+        allowed = [j for j, t in enumerate(TOPICS) if LABEL_OF_TOPIC[t] == label]
+        topic = TOPICS[max(allowed, key=lambda j: topic_logits[i, j])]
+        out.append((label, labels, topic, dict(zip(LABELS, row.tolist()))))
+    return out
+
+
+def test_fast_predict_path_matches_the_training_path_in_mixed_batches(shipped):
+    """The predict path (raw CSR arrays, small-batch shortcuts) agrees with scipy + sklearn,
+    and its evidence does not depend on batch size, whichever internal path a size takes."""
+    from training.data import TRAIN_FILE, load
+
+    model = shipped.model
+    records = load([TRAIN_FILE]).records
+    texts = [r.text for r in records[::5]][:3000]
+    texts += ["", "   ", "😡😡😡", "no crashes, but not loading", "zzqx flurble not working!!", "Ünïcödé ﬁne", "\x00 sep"]
+    sizes, got, start = [1, 7, 16, 500], [], 0
+    while start < len(texts):
+        size = sizes[len(got) % len(sizes)]
+        got.append(model.predict_batch(texts[start : start + size]))
+        start += size
+    preds = [p for batch in got for p in batch]
+    reference = _reference_predictions(model, texts)
+    for text, p, (label, labels, topic, scores) in zip(texts, preds, reference):
+        assert (p.label, p.labels, p.topic) == (label, labels, topic), text
+        assert p.scores == pytest.approx(scores, abs=1e-6), text
+        assert p.confidence == max(p.scores.values())
+    # float32 heads against sklearn's float64 decision functions: close, not bit-equal.
+    for p, (_, _, _, scores) in zip(preds, _reference_predictions(model, texts, heads="sklearn")):
+        assert p.scores == pytest.approx(scores, abs=1e-4)
+    alone = [model.predict_batch([t])[0].evidence for t in texts[:600]]
+    together = [p.evidence for p in model.predict_batch(texts[:600])]
+    assert alone == together == [p.evidence for p in preds[:600]]
+    assert sum(bool(e) for e in alone) > 500

@@ -90,3 +90,38 @@ def test_token_hashes_match_surface_hashes():
     tokens = [raw[s:e].decode() for s, e in zip(starts.tolist(), ends.tolist())]
     assert tokens == ["the", "app", "crashes", "!", "naïve", "café", "😡", "x"]
     assert (hashes == surface_hashes(tokens)).all()
+
+
+def test_short_and_long_batches_tokenize_alike(monkeypatch):
+    """Short batches use str split + dict lookups, long ones byte hashes: same ids either way."""
+    import numpy as np
+
+    import classifier.text as text_module
+
+    table = TokenTable.build(english_forms()[:3000] + ["café", "naïve", "can't", "crashes", "app", "screen"])
+    texts = [
+        "the app crashes, can't log in!!",
+        "naïve café\u2028line\u00a0nbsp\u3000wide",
+        "tab\there\x1cfs and \x85 next",
+        "@someone mail a.b@c.com https://x.co/a?b=1 order 12345 XXXX",
+        "zzqx flurble 'quoted' £0 00th",
+        "",
+        "a\x00b",
+        "bad \ud800 surrogate",
+    ]
+    for batch in ([t] for t in texts):
+        short = table.tokenize(batch)
+        monkeypatch.setattr(text_module, "SMALL_BATCH_CHARS", -1)
+        long = table.tokenize(batch)
+        monkeypatch.undo()
+        assert np.array_equal(short.doc, long.doc) and np.array_equal(short.sid, long.sid), batch
+        assert short.extra == long.extra
+    whole = table.tokenize(texts)
+    monkeypatch.setattr(text_module, "SMALL_BATCH_CHARS", -1)
+    assert np.array_equal(whole.sid, table.tokenize(texts).sid)
+
+
+def test_unicode_spaces_are_what_str_split_splits_on():
+    from classifier.text import UNICODE_SPACES
+
+    assert set(UNICODE_SPACES) == {chr(c) for c in range(128, 0x110000) if chr(c).isspace()}
