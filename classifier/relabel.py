@@ -375,6 +375,11 @@ def freeze_model_memory() -> None:
     gc.freeze()
 
 
+def warm_up(model: Any) -> None:
+    """Build the model's lazy runtime (embedding tables) before timing or freezing starts."""
+    model.predict_batch(["warm up"], evidence=False)
+
+
 def limit_blas_threads() -> None:
     """One BLAS thread per worker process: parallelism comes from the processes."""
     from threadpoolctl import threadpool_limits
@@ -387,6 +392,7 @@ def _init_worker(models_dir: str, version: str, spec: Spec, root: str) -> None:
     limit_blas_threads()
     loaded = artifacts.load(Path(models_dir), version)
     _worker = _Worker(loaded.model, spec, Path(root))
+    warm_up(loaded.model)
     freeze_model_memory()
 
 
@@ -400,19 +406,26 @@ def _work(chunk: Chunk) -> tuple[int, dict[str, Any]]:
 ProgressFn = Callable[[Progress], None]
 
 
-def resolve_model(job: Job) -> artifacts.LoadedModel:
-    """Load and verify the model once up front (pins the version for every worker)."""
-    return artifacts.load(job.models_dir, job.model_version)
+def pin_version(job: Job) -> str:
+    """The model version every worker will load, verified up front (checksum, libraries, labels)."""
+    name = job.model_version or artifacts.current_version(job.models_dir)
+    if name is None:
+        raise artifacts.ArtifactError(f"no current model in {job.models_dir}; run `uxcx train` (or `make train`) first")
+    artifacts.verify(job.models_dir, artifacts.check_version_name(name))
+    return name
 
 
-def _map_chunks(job: Job, loaded: artifacts.LoadedModel, src: Source, root: Path, skip: set[int],
+def _map_chunks(job: Job, version: str, loaded: artifacts.LoadedModel | None, src: Source, root: Path, skip: set[int],
                 on_done: Callable[[Chunk, int, dict[str, Any] | None], None]) -> None:
     """Label every chunk not in ``skip``, in order; ``on_done`` sees each chunk once it is saved."""
     chunks = iter_chunks(src, job.chunk_size)
     if job.workers <= 1:
         global _worker
         limit_blas_threads()
+        loaded = loaded or artifacts.load(job.models_dir, version)
         _worker = _Worker(loaded.model, src.spec, root)
+        warm_up(loaded.model)
+        freeze_model_memory()
         try:
             for chunk in chunks:
                 if chunk.index in skip:
@@ -423,8 +436,10 @@ def _map_chunks(job: Job, loaded: artifacts.LoadedModel, src: Source, root: Path
         finally:
             _worker = None
         return
-    ctx = multiprocessing.get_context("spawn")
-    version = loaded.version
+    # forkserver: workers start from a clean server process (no inherited threads or locks, unlike
+    # fork) that imported numpy/scikit-learn/spaCy once, so each worker only loads the model.
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["classifier.relabel"])
     # Bounded hand-off: at most two chunks per worker in flight, so memory stays flat however fast we read.
     inflight: deque[tuple[Chunk, Any]] = deque()
     with ctx.Pool(job.workers, initializer=_init_worker,
@@ -454,10 +469,13 @@ def _drain_one(inflight: deque[tuple[Chunk, Any]], on_done: Callable[[Chunk, int
 
 
 def relabel(job: Job, progress: ProgressFn | None = None, loaded: artifacts.LoadedModel | None = None) -> Summary:
-    """Run a relabelling job with the local engine; raises InputError/StateError/ArtifactError."""
+    """Run a relabelling job with the local engine; raises InputError/StateError/ArtifactError.
+
+    ``loaded`` (optional) is used in-process with one worker instead of loading the model again.
+    """
     t0 = time.perf_counter()
-    loaded = loaded or resolve_model(job)
-    src = open_source(job, loaded.version)
+    version = loaded.version if loaded is not None else pin_version(job)
+    src = open_source(job, version)
     if job.diff is not None:
         from classifier.relabel_diff import check_previous
 
@@ -481,7 +499,7 @@ def relabel(job: Job, progress: ProgressFn | None = None, loaded: artifacts.Load
                 last_report = now
                 progress(Progress(rows, chunk.end_offset, src.total_bytes, src.total_rows, now - t0))
 
-        _map_chunks(job, loaded, src, st.root, set(done), on_done)
+        _map_chunks(job, version, loaded, src, st.root, set(done), on_done)
         if progress is not None:
             progress(Progress(rows, src.total_bytes, src.total_bytes, src.total_rows, time.perf_counter() - t0))
         counts = Counts()
@@ -507,7 +525,7 @@ def relabel(job: Job, progress: ProgressFn | None = None, loaded: artifacts.Load
         st.close()
         raise
     st.remove()
-    return Summary(str(job.output), str(rejects_path), loaded.version, counts, time.perf_counter() - t0,
+    return Summary(str(job.output), str(rejects_path), version, counts, time.perf_counter() - t0,
                    n_chunks, resumed, diff_info)
 
 

@@ -265,11 +265,18 @@ def label_csv(model: Any, spec: Spec, chunk: Chunk) -> ChunkResult:
     ncol, ti, keep = len(spec.columns), spec.text_index, spec.keep
     good: list[list[str]] = []
     bad: list[list[Any]] = []
+    limit = spec.max_chars
+    # Undecodable bytes are rare: one search over the chunk's texts, and row by row only if it hits.
+    any_surrogate = _SURROGATE.search("".join(r[ti] for r in chunk.rows if len(r) == ncol)) is not None
     for i, row in enumerate(chunk.rows):
         if len(row) != ncol:
             bad.append([chunk.first_row + i, f"row has {len(row)} fields, the header has {ncol}", *row])
             continue
-        reason = check_text(row[ti], spec.text_column, spec.max_chars)
+        t = row[ti]
+        if t and len(t) <= limit and not t.isspace() and not (any_surrogate and _SURROGATE.search(t)):
+            good.append(row)
+            continue
+        reason = check_text(t, spec.text_column, limit)
         if reason is None:
             good.append(row)
         else:
