@@ -276,18 +276,22 @@ class State:
             )
         self.root.mkdir(parents=True, exist_ok=True)
         self._lock()
-        if mpath.is_file():
-            try:
-                old = json.loads(mpath.read_text(encoding="utf-8"))
-            except json.JSONDecodeError:
-                old = None
-            if old != manifest:
-                raise StateError(self._mismatch(old, manifest, self.root))
-        else:
-            _write_atomic(mpath, json.dumps(manifest, indent=1).encode())
-        for tmp in self.root.glob("*.tmp"):
-            tmp.unlink()
-        return len(self.done())
+        try:
+            if mpath.is_file():
+                try:
+                    old = json.loads(mpath.read_text(encoding="utf-8"))
+                except json.JSONDecodeError:
+                    old = None
+                if old != manifest:
+                    raise StateError(self._mismatch(old, manifest, self.root))
+            else:
+                _write_atomic(mpath, json.dumps(manifest, indent=1).encode())
+            for tmp in self.root.glob("*.tmp"):
+                tmp.unlink()
+            return len(self.done())
+        except BaseException:
+            self.close()
+            raise
 
     @staticmethod
     def _mismatch(old: Any, new: dict[str, Any], root: Path) -> str:

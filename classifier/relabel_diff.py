@@ -90,9 +90,10 @@ def _size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
 
 
-def diff_outputs(previous: Path, new: Path, out: Path, id_column: str, fmt: str, workdir: Path) -> dict[str, Any]:
+def diff_outputs(previous: Path, new: Path, out: Path, id_column: str, fmt: str, workdir: Path,
+                 bucket_bytes: int = BUCKET_BYTES) -> dict[str, Any]:
     """Write the changed rows of ``new`` against ``previous`` to ``out`` (format ``fmt``); return a summary."""
-    k = max(1, math.ceil(_size(previous) / BUCKET_BYTES))
+    k = max(1, math.ceil(_size(previous) / bucket_bytes))
     tmp = workdir / "diff-buckets"
     tmp.mkdir(exist_ok=True)
     try:
