@@ -6,7 +6,7 @@ UXCX   := $(BIN)/uxcx
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: help install train eval test bench asset run clean
+.PHONY: help install train eval test bench bench-relabel asset run clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -30,9 +30,14 @@ test: install  ## run the test suite (trains a model first if there is none)
 	@[ -f models/current ] || $(UXCX) train
 	$(BIN)/pytest -q
 
-bench: install  ## accuracy and speed of uxcx vs fastText, spaCy textcat, TF-IDF+LR
+bench: install  ## accuracy and speed vs fastText, spaCy textcat, TF-IDF+LR; then relabel 1M rows
 	@[ -f models/current ] || $(UXCX) train
 	$(BIN)/python -m bench.compare
+	$(BIN)/python -m bench.relabel
+
+bench-relabel: install  ## relabel a generated 1M-row CSV: workers 1, 2, Dask (time, rows/s, peak RSS)
+	@[ -f models/current ] || $(UXCX) train
+	$(BIN)/python -m bench.relabel
 
 asset: install  ## rebuild the static embedding asset (installs the optional torch extra)
 	$(BIN)/pip install --quiet -e '.[asset]'

@@ -45,7 +45,7 @@ from classifier.relabel_io import (
 )
 
 STATE_VERSION = 1
-DEFAULT_CHUNK_SIZE = 10_000
+DEFAULT_CHUNK_SIZE = 5_000
 MAX_WORKERS = 64
 _HEAD_BYTES = 1 << 20
 
@@ -443,7 +443,7 @@ def _map_chunks(job: Job, version: str, loaded: artifacts.LoadedModel | None, sr
     # forkserver: workers start from a clean server process (no inherited threads or locks, unlike
     # fork) that imported numpy/scikit-learn/spaCy once, so each worker only loads the model.
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["classifier.relabel"])
+    ctx.set_forkserver_preload(["classifier.relabel", "classifier.model"])
     # Bounded hand-off: at most two chunks per worker in flight, so memory stays flat however fast we read.
     inflight: deque[tuple[Chunk, Any]] = deque()
     with ctx.Pool(job.workers, initializer=_init_worker,

@@ -371,7 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--id-column", default="id", help="column that --diff joins on (default: id)")
     r.add_argument("--format", choices=["csv", "jsonl", "parquet"], help="input and output format (default: from the suffix)")
     r.add_argument("--workers", type=int, default=0, help="worker processes, each loading the model once (default: number of cores)")
-    r.add_argument("--chunk-size", type=int, default=10_000, help="rows per chunk: the unit of work, checkpointing and resume")
+    r.add_argument("--chunk-size", type=int, default=5_000, help="rows per chunk: the unit of work, checkpointing and resume")
     r.add_argument("--resume", action="store_true", help="continue a killed run from its last finished chunk")
     r.add_argument("--diff", metavar="PREVIOUS_OUTPUT", help="write OUTPUT.diff.<fmt>: rows whose label or topic changed")
     r.add_argument("--engine", choices=["local", "dask"], default="local", help="local processes, or a Dask cluster")

@@ -19,7 +19,16 @@ def _parts(folder: Path, suffix: str) -> list[Path]:
     return sorted(folder.glob(f"part-*.{suffix}"))
 
 
-def test_dask_csv_and_parquet_equal_the_local_engine(tmp_path, shipped):
+@pytest.fixture(scope="module")
+def scheduler():
+    """One LocalCluster (2 worker processes, 1 thread each) for the module, reached by its address."""
+    from dask.distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        yield cluster.scheduler_address
+
+
+def test_dask_csv_and_parquet_equal_the_local_engine(tmp_path, shipped, scheduler):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -35,7 +44,7 @@ def test_dask_csv_and_parquet_equal_the_local_engine(tmp_path, shipped):
     relabel(Job(src, local, MODELS, chunk_size=50), loaded=shipped)
 
     out = tmp_path / "dask_out"
-    s = relabel_dask(Job(src, out, MODELS, workers=2, chunk_size=50))
+    s = relabel_dask(Job(src, out, MODELS, workers=2, chunk_size=50), scheduler=scheduler)
     parts = _parts(out, "csv")
     assert len(parts) > 2 and s.extra["partitions"] == len(parts)
     header, *body = local.read_bytes().splitlines(keepends=True)
@@ -53,6 +62,6 @@ def test_dask_csv_and_parquet_equal_the_local_engine(tmp_path, shipped):
     plocal = tmp_path / "local.parquet"
     relabel(Job(psrc, plocal, MODELS, chunk_size=50), loaded=shipped)
     pout = tmp_path / "dask_pq"
-    relabel_dask(Job(psrc, pout, MODELS, workers=2, chunk_size=50))
+    relabel_dask(Job(psrc, pout, MODELS, workers=2, chunk_size=50), scheduler=scheduler)
     got = pa.concat_tables([pq.read_table(p) for p in _parts(pout, "parquet")])
     assert got.equals(pq.read_table(plocal))
