@@ -214,7 +214,8 @@ def relabel_dask(job: Job, scheduler: str | None = None, progress: ProgressFn | 
         _replace_dir(st.root / "parts", job.output, st.root / "previous-output")
         _fsync_dir(job.output.parent)
     except BaseException:
-        st.close()
+        # A Dask job is not resumable: its half-written state would only block the next run.
+        st.remove()
         raise
     st.remove()
     return Summary(str(job.output), str(rejects_path), loaded.version, counts, time.perf_counter() - t0,
