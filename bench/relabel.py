@@ -140,8 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Wall time of the whole `uxcx relabel` subprocess (start-up and model loading included), chunk size "
         f"{args.chunk_size:,}. Load average {results['load_avg_at_start']} at start, {results['load_avg_at_end']} "
-        "at the end (the machine is shared). The RSS sum counts pages shared between processes (the forkserver's "
-        "imports, inherited by each worker) once per process; PSS shares them out, so it is what the job really holds.",
+        "at the end (the machine is shared). The RSS sum counts pages shared between processes (the parent's "
+        "imports and model, inherited by each forked worker) once per process; PSS shares them out, so it is what the job really holds.",
     ]
     (out_dir / "relabel.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
