@@ -9,7 +9,7 @@ PORT   ?= 8000
 CORRECTIONS ?=
 TRAIN_ARGS  ?=
 
-.PHONY: help install train eval test audit bench asset run clean
+.PHONY: help install train eval test audit bench bench-relabel asset run clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -36,11 +36,16 @@ test: install  ## run the test suite (trains a model first if there is none)
 audit: install  ## list likely mislabeled corpus examples (+ CORRECTIONS) in var/audit/suspects.jsonl
 	$(UXCX) data audit $(if $(strip $(CORRECTIONS)),--corrections $(CORRECTIONS))
 
-bench: install  ## accuracy and speed vs fastText, spaCy, TF-IDF+LR; API load test (wrk)
+bench: install  ## accuracy/speed vs fastText, spaCy, TF-IDF+LR; API load test; relabel 1M rows
 	@[ -f models/current ] || $(UXCX) train
 	$(BIN)/python -m bench.compare
 	@command -v wrk >/dev/null || apt-get install -y -q wrk
 	$(BIN)/python -m bench.api
+	$(BIN)/python -m bench.relabel
+
+bench-relabel: install  ## relabel a generated 1M-row CSV: workers 1, 2, Dask (time, rows/s, peak RSS)
+	@[ -f models/current ] || $(UXCX) train
+	$(BIN)/python -m bench.relabel
 
 asset: install  ## rebuild the static embedding asset (installs the optional torch extra)
 	$(BIN)/pip install --quiet -e '.[asset]'

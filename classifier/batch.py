@@ -6,9 +6,10 @@ import csv
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from classifier.model import UXCXClassifier
+if TYPE_CHECKING:  # the readers are also used by processes that never load the model (relabel's parent)
+    from classifier.model import UXCXClassifier
 
 #: Longest text accepted, in characters; longer ones are rejected with a clear error.
 MAX_TEXT_CHARS = 50_000

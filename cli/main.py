@@ -1,4 +1,4 @@
-"""The `uxcx` command: train (gated), the model registry, evaluate, classify, serve, data checks and audit, the asset."""
+"""The `uxcx` command: train (gated), the model registry, evaluate, classify, relabel, serve, review queue, data checks and audit, the asset."""
 
 from __future__ import annotations
 
@@ -375,6 +375,96 @@ def cmd_classify(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------ relabel
+class _ProgressPrinter:
+    """A tqdm bar (rows/s, ETA) on a terminal; otherwise a plain log line every `every` seconds."""
+
+    def __init__(self, tty: bool, every: float = 10.0):
+        self.tty, self.every = tty, every
+        self._bar: Any = None
+        self._last = 0.0
+        self._rows = 0
+
+    def __call__(self, p: Any) -> None:
+        by_rows = p.total_rows is not None
+        total = p.total_rows if by_rows else p.total_bytes
+        done = p.rows if by_rows else p.done_bytes
+        if self.tty:
+            if self._bar is None:
+                from tqdm import tqdm
+
+                self._bar = tqdm(total=total, unit="row" if by_rows else "B", unit_scale=True,
+                                 unit_divisor=1000 if by_rows else 1024, file=sys.stderr, dynamic_ncols=True)
+            self._bar.update(done - self._bar.n)
+            self._bar.set_postfix_str(f"{p.rows:,} rows, {p.rows / max(p.elapsed, 1e-9):,.0f} rows/s", refresh=False)
+            return
+        if p.elapsed - self._last < self.every and done < total:
+            return
+        self._last = p.elapsed
+        frac = done / total if total else 1.0
+        rate = p.rows / max(p.elapsed, 1e-9)
+        eta = (p.elapsed / frac - p.elapsed) if frac > 0 else float("nan")
+        print(f"uxcx relabel: {p.rows:,} rows ({frac:.0%}), {rate:,.0f} rows/s, ETA {eta:,.0f} s",
+              file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def cmd_relabel(args: argparse.Namespace) -> int:
+    from classifier import artifacts
+    from classifier.batch import InputError
+    from classifier.relabel import MAX_WORKERS, Job
+
+    workers = args.workers or os.cpu_count() or 1
+    if not 1 <= workers <= MAX_WORKERS or args.chunk_size < 1 or args.max_text_chars < 1:
+        _print_err(f"--workers must be 1..{MAX_WORKERS}; --chunk-size and --max-text-chars must be positive")
+        return 2
+    if args.engine == "local" and args.scheduler:
+        _print_err("--scheduler needs --engine dask")
+        return 2
+    job = Job(input=Path(args.input), output=Path(args.output), models_dir=_models_dir(args), model_version=args.model,
+              fmt=args.format, text_column=args.text_column, id_column=args.id_column, workers=workers,
+              chunk_size=args.chunk_size, resume=args.resume, diff=Path(args.diff) if args.diff else None,
+              max_chars=args.max_text_chars)
+    if job.output.resolve() == job.input.resolve():
+        _print_err("the output would overwrite the input; relabelling never edits its input")
+        return 2
+    show = args.progress if args.progress != "auto" else ("bar" if sys.stderr.isatty() else "log")
+    printer = _ProgressPrinter(tty=show == "bar") if show != "none" else None
+    try:
+        if args.engine == "dask":
+            try:
+                from classifier.relabel_dask import relabel_dask
+            except ImportError as exc:
+                _print_err(f"{exc}; the Dask engine needs the optional extra: pip install 'uxcx[dask]'")
+                return 2
+            summary = relabel_dask(job, scheduler=args.scheduler, progress=printer)
+        else:
+            from classifier.relabel import relabel
+
+            summary = relabel(job, progress=printer)
+    except artifacts.ArtifactError as exc:
+        _print_err(str(exc))
+        return 2
+    except InputError as exc:
+        _print_err(str(exc))
+        return 2
+    except KeyboardInterrupt:
+        _print_err("interrupted; finished chunks are kept: rerun with --resume to continue")
+        return 130
+    finally:
+        if printer is not None:
+            printer.close()
+    print(json.dumps(summary.as_dict(), ensure_ascii=False) if args.summary_json else summary.text())
+    if summary.counts.rejected:
+        _print_err(f"{summary.counts.rejected} of {summary.counts.read} row(s) could not be labelled; "
+                   f"see {summary.rejects}")
+        return 1
+    return 0
+
+
 # -------------------------------------------------------------------- asset
 def _database_url(args: argparse.Namespace) -> str:
     from service.settings import Settings
@@ -542,6 +632,25 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--model", help="model version (default: models/current)")
     c.add_argument("--batch-size", type=int, default=1000, help="texts per vectorised call")
     c.set_defaults(func=cmd_classify)
+
+    r = sub.add_parser("relabel", help="relabel a whole backlog file: streaming, parallel, resumable")
+    r.add_argument("input", help="CSV, JSONL or Parquet file (or a folder of part files)")
+    r.add_argument("-o", "--output", required=True, help="output file (a folder of part files with --engine dask)")
+    r.add_argument("--text-column", default="text", help="column holding the text (default: text)")
+    r.add_argument("--id-column", default="id", help="column that --diff joins on (default: id)")
+    r.add_argument("--format", choices=["csv", "jsonl", "parquet"], help="input and output format (default: from the suffix)")
+    r.add_argument("--workers", type=int, default=0, help="worker processes, each loading the model once (default: number of cores)")
+    r.add_argument("--chunk-size", type=int, default=5_000, help="rows per chunk: the unit of work, checkpointing and resume")
+    r.add_argument("--resume", action="store_true", help="continue a killed run from its last finished chunk")
+    r.add_argument("--diff", metavar="PREVIOUS_OUTPUT", help="write OUTPUT.diff.<fmt>: rows whose label or topic changed")
+    r.add_argument("--engine", choices=["local", "dask"], default="local", help="local processes, or a Dask cluster")
+    r.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler address (default: a local cluster)")
+    r.add_argument("--model", help="model version (default: models/current)")
+    r.add_argument("--max-text-chars", type=int, default=50_000, help="longer texts are rejected")
+    r.add_argument("--progress", choices=["auto", "bar", "log", "none"], default="auto",
+                   help="progress bar on a terminal, log lines otherwise (default: auto)")
+    r.add_argument("--summary-json", action="store_true", help="print the summary as one JSON line")
+    r.set_defaults(func=cmd_relabel)
 
     d = sub.add_parser("data", help="labeled data tools")
     dsub = d.add_subparsers(dest="data_command", required=True)
