@@ -181,7 +181,7 @@ class UXCXClassifier(ClassifierMixin, BaseEstimator):
         temperature = float(minimize_scalar(nll, bounds=(0.05, 20.0), method="bounded").x)
         if self.keep_oof:
             # Calibrated out-of-fold label probabilities of the training texts, for label audits.
-            self.oof_proba_ = softmax(scores / temperature, axis=1)
+            self.oof_proba_ = _softmax(scores / temperature)
         return temperature
 
     # ------------------------------------------------------------ features
