@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
+from threadpoolctl import threadpool_limits
 
 from classifier import artifacts
 from service.limits_mw import BodyLimitMiddleware
@@ -43,6 +44,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # One BLAS thread per worker: requests are concurrent already, and BLAS's spinning helper
+        # threads fought the event loop for the core (twice the CPU per batch, for nothing).
+        threadpool_limits(settings.blas_threads)
         try:
             loaded = load_warm(settings.models_dir)
         except artifacts.ArtifactError as exc:

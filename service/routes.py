@@ -11,7 +11,7 @@ from fastapi.responses import StreamingResponse
 
 from classifier import artifacts
 from classifier.labels import validate_annotation
-from service.deps import ClassifierDep, ClassifyGuard, MetricsDep, RuntimeDep, SettingsDep, StatsGuard, StoreDep, WriteGuard
+from service.deps import ClassifierDep, ClassifyDep, MetricsDep, RuntimeDep, SettingsDep, StatsGuard, StoreDep, WriteGuard
 from service.runtime import Answer, Job
 from service.schemas import (  # noqa: F401 - BatchOut and PredictionOut document the classify answer
     BatchOut,
@@ -54,9 +54,17 @@ def _jobs(items: list[ClassifyItem], record: bool, evidence: bool, max_batch: in
     return jobs
 
 
-@router.post("/v1/classify", response_model=PredictionOut | BatchOut, tags=["classify"], dependencies=[ClassifyGuard])
-async def classify(body: ClassifyItem | ClassifyBatch, runtime: RuntimeDep, settings: SettingsDep) -> Response:
+@router.post(
+    "/v1/classify",
+    response_model=PredictionOut | BatchOut,
+    tags=["classify"],
+    # The key is read in ClassifyDep; say so in the schema (optional unless UXCX_CLASSIFY_NEEDS_KEY).
+    openapi_extra={"security": [{}, {"HTTPBearer": []}, {"APIKeyHeader": []}]},
+    responses={401: {}, 403: {}, 413: {}, 429: {}},
+)
+async def classify(body: ClassifyItem | ClassifyBatch, ctx: ClassifyDep) -> Response:
     """Classify one text (`{"text": ...}`) or a batch (`{"items": [...]}`) in one vectorised call; record each."""
+    runtime, settings = ctx
     if isinstance(body, ClassifyBatch):
         jobs = _jobs(body.items, body.record and settings.record, body.evidence, settings.max_batch, settings.max_text_chars)
         return _json({"items": [_out(a) for a in await runtime.classify(jobs)]})

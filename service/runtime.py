@@ -6,6 +6,7 @@ import asyncio
 import gc
 import logging
 import os
+import time
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
@@ -41,6 +42,15 @@ class Answer(NamedTuple):
     id: str | None
 
 
+def new_id() -> str:
+    """A 32-hex-digit id that sorts by time (48-bit milliseconds, then 80 random bits, like UUIDv7).
+
+    Random ids scattered the inserts over the whole id index: at 200k rows that made recording a
+    batch six times slower than ids that arrive in order.
+    """
+    return f"{time.time_ns() // 1_000_000:012x}{os.urandom(10).hex()}"
+
+
 class Runtime:
     """Holds the served model (swapped by one reference assignment), the store and the batcher."""
 
@@ -64,7 +74,7 @@ class Runtime:
         answers: list[Answer] = []
         records: list[Record] = []
         for job, pred in zip(jobs, preds):
-            item_id = job.id if job.id is not None or not job.record else os.urandom(16).hex()
+            item_id = job.id if job.id is not None or not job.record else new_id()
             answers.append(Answer(pred if job.evidence else pred._replace(evidence=()), version, item_id))
             if job.record and item_id is not None:
                 records.append(

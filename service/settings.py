@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     rate_limit: str = Field(
         default="6000/minute", description="per-client limit on /v1 requests, e.g. '100/second;6000/minute'; empty: none"
     )
+    blas_threads: int = Field(default=1, ge=1, le=64, description="BLAS threads per worker process")
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="comma-separated origins allowed by CORS; none by default"
     )

@@ -123,6 +123,7 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA cache_size=-16384")  # 16 MB of pages: the id index stays in memory longer
             cur.close()
 
         return engine

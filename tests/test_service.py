@@ -460,3 +460,13 @@ def test_serve_refuses_bad_settings_plainly(tmp_path):
     env = {**os.environ, "UXCX_MODELS_DIR": str(ROOT / "models"), "UXCX_MAX_BATCH": "lots"}
     out = subprocess.run([sys.executable, "-m", "cli.main", "serve"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "UXCX_MAX_BATCH" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_made_up_ids_are_unique_and_sort_by_time():
+    from service.runtime import new_id
+
+    first = [new_id() for _ in range(1000)]
+    time.sleep(0.002)
+    later = new_id()
+    assert len(set(first)) == 1000 and all(len(i) == 32 and int(i, 16) >= 0 for i in first)
+    assert max(i[:12] for i in first) < later[:12]
