@@ -9,7 +9,7 @@ PORT   ?= 8000
 CORRECTIONS ?=
 TRAIN_ARGS  ?=
 
-.PHONY: help install train eval test audit bench bench-relabel asset run clean
+.PHONY: help install train eval test fuzz audit bench bench-relabel asset run clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -32,6 +32,10 @@ eval: install  ## evaluate the current model on the held-out split and on real-d
 test: install  ## run the test suite (trains a model first if there is none)
 	@[ -f models/current ] || $(UXCX) train
 	$(BIN)/pytest -q
+
+fuzz: install  ## fuzz the API from its OpenAPI schema with schemathesis (500 examples per operation)
+	@[ -f models/current ] || $(UXCX) train
+	UXCX_FUZZ_EXAMPLES=500 $(BIN)/pytest -q tests/test_fuzz.py
 
 audit: install  ## list likely mislabeled corpus examples (+ CORRECTIONS) in var/audit/suspects.jsonl
 	$(UXCX) data audit $(if $(strip $(CORRECTIONS)),--corrections $(CORRECTIONS))

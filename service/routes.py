@@ -17,6 +17,7 @@ from service.schemas import (  # noqa: F401 - BatchOut and PredictionOut documen
     BatchOut,
     ClassifyBatch,
     ClassifyItem,
+    ErrorOut,
     FeedbackIn,
     FeedbackOut,
     Health,
@@ -26,7 +27,13 @@ from service.schemas import (  # noqa: F401 - BatchOut and PredictionOut documen
 )
 from service.store import GROUP_KEYS, Correction, Mismatch, NotFound, dumps_line, to_utc
 
-router = APIRouter()
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {code: {"model": ErrorOut} for code in codes}
+
+
+# Every error this service answers has the same shape; FastAPI's default 422 schema (a list only)
+# would not match the plain-message 422s (limits, the guide's rules).
+router = APIRouter(responses=_errors(400, 413, 422, 429, 503))
 
 
 def _out(answer: Answer) -> dict[str, Any]:
@@ -60,7 +67,7 @@ def _jobs(items: list[ClassifyItem], record: bool, evidence: bool, max_batch: in
     tags=["classify"],
     # The key is read in ClassifyDep; say so in the schema (optional unless UXCX_CLASSIFY_NEEDS_KEY).
     openapi_extra={"security": [{}, {"HTTPBearer": []}, {"APIKeyHeader": []}]},
-    responses={401: {}, 403: {}, 413: {}, 429: {}},
+    responses=_errors(401, 403),
 )
 async def classify(body: ClassifyItem | ClassifyBatch, ctx: ClassifyDep) -> Response:
     """Classify one text (`{"text": ...}`) or a batch (`{"items": [...]}`) in one vectorised call; record each."""
@@ -82,7 +89,10 @@ def _group_by(values: list[str]) -> list[str]:
     return keys
 
 
-@router.get("/v1/stats", response_model=StatsOut, response_model_exclude_none=True, tags=["stats"], dependencies=[StatsGuard])
+@router.get(
+    "/v1/stats", response_model=StatsOut, response_model_exclude_none=True, tags=["stats"], dependencies=[StatsGuard],
+    responses=_errors(401, 403),
+)
 def stats(
     store: StoreDep,
     since: Annotated[datetime | None, Query(alias="from", description="from this time on (inclusive, ISO 8601)")] = None,
@@ -101,15 +111,19 @@ def stats(
     return StatsOut.model_validate(store.stats(_group_by(group_by), since_utc, until_utc, source, model_version))
 
 
-@router.post("/v1/feedback", response_model=FeedbackOut, status_code=201, tags=["feedback"], dependencies=[WriteGuard])
+@router.post(
+    "/v1/feedback", response_model=FeedbackOut, status_code=201, tags=["feedback"], dependencies=[WriteGuard],
+    responses=_errors(401, 403, 404),
+)
 def add_feedback(body: FeedbackIn, store: StoreDep) -> FeedbackOut:
     """Store a correction beside the recorded prediction with this id (the prediction itself is kept)."""
-    labels = body.labels if body.labels is not None else [body.label]
-    problems = validate_annotation(body.label, labels, body.topic)
+    label, topic = body.label.value, str(body.topic.value)
+    labels = [x.value for x in body.labels] if body.labels is not None else [label]
+    problems = validate_annotation(label, labels, topic)
     if problems:
         raise HTTPException(422, "; ".join(problems))
     try:
-        stored = store.add_correction(Correction(body.id, body.label, labels, body.topic, body.note, body.text))
+        stored = store.add_correction(Correction(body.id, label, labels, topic, body.note, body.text))
     except NotFound as exc:
         raise HTTPException(404, f"{exc}; classify it first (with recording on)") from exc
     except Mismatch as exc:
@@ -122,7 +136,10 @@ def add_feedback(body: FeedbackIn, store: StoreDep) -> FeedbackOut:
     tags=["feedback"],
     dependencies=[WriteGuard],
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/x-ndjson": {}}, "description": "one correction per line, training format"}},
+    responses={
+        200: {"content": {"application/x-ndjson": {}}, "description": "one correction per line, training format"},
+        **_errors(401, 403),
+    },
 )
 def export_feedback(store: StoreDep) -> StreamingResponse:
     """Stream corrections as JSONL in the training format (id, text, label, labels, topic, ...).
@@ -135,7 +152,7 @@ def export_feedback(store: StoreDep) -> StreamingResponse:
     return StreamingResponse(lines, media_type="application/x-ndjson", headers={"X-Uxcx-Without-Text": str(skipped)})
 
 
-@router.post("/v1/admin/reload", response_model=ReloadOut, tags=["admin"], dependencies=[WriteGuard], responses={409: {}})
+@router.post("/v1/admin/reload", response_model=ReloadOut, tags=["admin"], dependencies=[WriteGuard], responses=_errors(401, 403, 409))
 async def reload_model(runtime: RuntimeDep, settings: SettingsDep) -> ReloadOut:
     """Load `models/current` again and swap it in without downtime (this worker; with several
     workers, send SIGHUP to the server's parent process instead)."""

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from classifier.labels import LABELS, TOPICS
+from classifier.labels import TOPICS, Label
+
+#: The guide's topics as an enum, so the schema lists them and bad ones are refused at the edge.
+Topic = StrEnum("Topic", {t: t for t in TOPICS})  # type: ignore[misc]
 
 
 class ClassifyItem(BaseModel):
@@ -18,8 +23,8 @@ class ClassifyItem(BaseModel):
     id: str | None = Field(default=None, min_length=1, max_length=200, description="your id for the text; one is made up when absent")
     source: str | None = Field(default=None, max_length=100, description="where the text comes from, e.g. 'zendesk'")
     created_at: datetime | None = Field(default=None, description="when the text was written (ISO 8601; UTC when no offset)")
-    record: bool = Field(default=True, description="false: answer without recording the prediction")
-    evidence: bool = Field(default=True, description="false: leave `evidence` empty (about twice as fast in bulk)")
+    record: bool = Field(default=True, strict=True, description="false: answer without recording the prediction")
+    evidence: bool = Field(default=True, strict=True, description="false: leave `evidence` empty")
 
 
 class ClassifyBatch(BaseModel):
@@ -28,8 +33,8 @@ class ClassifyBatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     items: list[ClassifyItem] = Field(min_length=1, description="up to UXCX_MAX_BATCH items")
-    record: bool = Field(default=True, description="false: answer without recording any of the predictions")
-    evidence: bool = Field(default=True, description="false: leave `evidence` empty for every item (about twice as fast)")
+    record: bool = Field(default=True, strict=True, description="false: answer without recording any of the predictions")
+    evidence: bool = Field(default=True, strict=True, description="false: leave `evidence` empty for every item")
 
 
 class Scores(BaseModel):
@@ -65,9 +70,9 @@ class FeedbackIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(min_length=1, max_length=200, description="the id of the recorded prediction")
-    label: str = Field(description=f"the true primary label: one of {', '.join(LABELS)}")
-    labels: list[str] | None = Field(default=None, max_length=2, description="all labels that apply; default [label]")
-    topic: str = Field(description=f"the true topic, one of the guide's: {', '.join(TOPICS)}")
+    label: Label = Field(description="the true primary label")
+    labels: list[Label] | None = Field(default=None, min_length=1, max_length=2, description="all labels that apply; default [label]")
+    topic: Topic = Field(description="the true topic, one of the guide's")
     note: str | None = Field(default=None, max_length=2000, description="free text for the reviewer")
     text: str | None = Field(
         default=None, min_length=1, description="the text that was classified, so retraining can use the correction"
@@ -127,3 +132,9 @@ class ReloadOut(BaseModel):
 
     previous_version: str
     model_version: str
+
+
+class ErrorOut(BaseModel):
+    """Every error answer: `detail` says what to fix (a list of field errors for malformed requests)."""
+
+    detail: str | list[dict[str, Any]]

@@ -268,7 +268,7 @@ def test_feedback_is_stored_beside_the_prediction(fb_client):
         ({**CORRECTION, "id": "never-seen"}, 404, "never-seen"),
         ({**CORRECTION, "topic": "praise"}, 422, "belongs to 'other'"),
         ({**CORRECTION, "labels": ["other", "cx"]}, 422, "'other' cannot stand"),
-        ({**CORRECTION, "label": "bug"}, 422, "not one of"),
+        ({**CORRECTION, "label": "bug"}, 422, "Input should be"),
         ({**CORRECTION, "text": "some other text"}, 422, "not the text"),
         ({**CORRECTION, "extra": 1}, 422, "extra"),
     ],
