@@ -15,7 +15,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 from classifier.artifacts import LoadedModel
 from service.metrics import Metrics
 from service.runtime import Runtime
-from service.security import bearer_scheme, check_key, client_identity, header_scheme, key_from_headers, presented_key
+from service.security import bearer_scheme, check_key, client_identity, header_scheme, key_from_headers
 from service.settings import Settings
 from service.store import Store
 
@@ -59,17 +59,25 @@ BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme
 HeaderKeyDep = Annotated[str | None, Depends(header_scheme)]
 
 
+def _admit(request: Request, needs_key: bool) -> None:
+    """Check the API key where one is needed, then count the request against the client's rate."""
+    state = request.app.state
+    key = key_from_headers(request)
+    if needs_key:
+        check_key(state.keys, key)
+    if state.rate_limiter.items:
+        # Only a valid key names the client: made-up keys must not dodge the per-address limit.
+        valid = key if key is not None and state.keys.configured and state.keys.valid(key) else None
+        state.rate_limiter.hit(client_identity(request, valid))
+
+
 def guard(needs_key: Callable[[Settings], bool]) -> Callable[[Request, BearerDep, HeaderKeyDep], Awaitable[None]]:
     """A dependency that checks the API key where the endpoint needs one, then the client's rate."""
 
     async def check(request: Request, bearer: BearerDep, header: HeaderKeyDep) -> None:
-        state = request.app.state
-        key = presented_key(request, bearer, header)
-        if needs_key(state.settings):
-            check_key(state.keys, key)
-        # Only a valid key names the client: made-up keys must not dodge the per-address limit.
-        valid = key if key is not None and state.keys.configured and state.keys.valid(key) else None
-        state.rate_limiter.hit(client_identity(request, valid))
+        # The two schemes are declared so the OpenAPI schema documents them; _admit reads the key.
+        del bearer, header
+        _admit(request, needs_key(request.app.state.settings))
 
     return check
 
@@ -84,15 +92,9 @@ class ClassifyContext(NamedTuple):
 
 async def classify_context(request: Request) -> ClassifyContext:
     """Check the key (when classify needs one) and the client's rate; hand over runtime and settings."""
-    state = request.app.state
-    settings: Settings = state.settings
-    key = key_from_headers(request)
-    if settings.classify_needs_key:
-        check_key(state.keys, key)
-    if state.rate_limiter.items:
-        valid = key if key is not None and state.keys.configured and state.keys.valid(key) else None
-        state.rate_limiter.hit(client_identity(request, valid))
-    return ClassifyContext(state.runtime, settings)
+    settings: Settings = request.app.state.settings
+    _admit(request, settings.classify_needs_key)
+    return ClassifyContext(request.app.state.runtime, settings)
 
 
 ClassifyDep = Annotated[ClassifyContext, Depends(classify_context)]

@@ -7,7 +7,7 @@ import hmac
 import time
 
 from fastapi import HTTPException, Request
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import APIKeyHeader, HTTPBearer
 from limits import RateLimitItem, parse_many
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
@@ -37,15 +37,8 @@ class KeyChecker:
         return found
 
 
-def presented_key(request: Request, bearer: HTTPAuthorizationCredentials | None, header: str | None) -> str | None:
-    """The key a request carries, from `Authorization: Bearer` or `X-API-Key`."""
-    if bearer is not None and bearer.credentials:
-        return bearer.credentials
-    return header or None
-
-
 def key_from_headers(request: Request) -> str | None:
-    """The key a request carries, read straight from the headers (the hot path skips the scheme objects)."""
+    """The key a request carries: `Authorization: Bearer <key>`, else `X-API-Key`."""
     auth = request.headers.get("authorization")
     if auth:
         scheme, _, credentials = auth.partition(" ")
