@@ -24,6 +24,7 @@ import joblib
 
 from classifier.embeddings import sha256_file
 from classifier.labels import LABELS, TOPICS
+from classifier.model import UXCXClassifier
 
 PAYLOAD = "model.joblib"
 MANIFEST = "manifest.json"
@@ -224,6 +225,11 @@ def list_versions(models_dir: Path) -> list[str]:
 def verify(models_dir: Path, version: str) -> dict[str, Any]:
     """Check checksum, libraries and label set of a version; return its manifest or raise."""
     manifest = read_manifest(models_dir, version)
+    if manifest.get("version") != version:
+        raise ArtifactError(
+            f"the manifest in {models_dir / version} is for version {manifest.get('version')!r}: "
+            "a foreign or copied artifact; train or promote a version instead of copying one"
+        )
     payload = models_dir / version / PAYLOAD
     if not payload.is_file():
         raise ArtifactError(f"model version {version} has no {PAYLOAD}")
@@ -255,4 +261,6 @@ def load(models_dir: Path, version: str | None = None) -> LoadedModel:
         raise ArtifactError(f"no current model in {models_dir}; run `uxcx train` (or `make train`) first")
     manifest = verify(models_dir, name)
     model = joblib.load(models_dir / name / PAYLOAD)
+    if not isinstance(model, UXCXClassifier):
+        raise ArtifactError(f"model version {name} holds a {type(model).__name__}, not a uxcx model")
     return LoadedModel(model=model, version=name, manifest=manifest)

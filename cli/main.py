@@ -541,7 +541,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         version = artifacts.current_version(models_dir)
         if version is None:
             raise artifacts.ArtifactError(f"no current model in {models_dir}; run `make train` first")
-        artifacts.verify(models_dir, version)
+        # A full load (checksum, versions, label set, and the object's type): a quarter of a second,
+        # and any refusal is one plain line here rather than a traceback from every worker.
+        artifacts.load(models_dir)  # loaded and dropped: each worker loads its own
     except artifacts.ArtifactError as exc:
         _print_err(f"cannot serve: {exc}")
         return 2

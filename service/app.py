@@ -37,6 +37,15 @@ async def _reload_logged(runtime: Runtime, models_dir: Path) -> None:
         log.error("reload refused, still serving %s: %s", runtime.loaded.version, exc)
 
 
+async def _retry_records(runtime: Runtime, every: float = 0.5) -> None:
+    """Write waiting predictions once the database is back, even if no request comes to trigger it."""
+    while True:
+        await asyncio.sleep(every)
+        if runtime.recorder.pending:
+            # In a thread: a locked SQLite file or an unreachable server must not stall the loop.
+            await asyncio.to_thread(runtime.recorder.flush)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the FastAPI app; at startup the model is verified and loaded and migrations are applied."""
     settings = settings or Settings()
@@ -59,13 +68,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.error("uxcx refuses to start: the database at %s cannot be prepared: %s", engine.url, exc)
             engine.dispose()
             raise
-        runtime = Runtime(loaded, Store(engine), metrics, settings.store_text, settings.max_batch)
+        runtime = Runtime(
+            loaded, Store(engine), metrics, settings.store_text, settings.max_batch, settings.max_pending_records
+        )
         app.state.runtime = runtime
         metrics.set_model(loaded.version)
         # The model's many small objects never become garbage: keep the collector from walking them.
         gc.collect()
         gc.freeze()
         runtime.batcher.start()
+        retries = asyncio.create_task(_retry_records(runtime), name="uxcx-record-retry")
         loop = asyncio.get_running_loop()
         reloads: set[asyncio.Task[None]] = set()
 
@@ -87,7 +99,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.remove_signal_handler(signal.SIGHUP)
+            retries.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await retries
             await runtime.batcher.stop()
+            await asyncio.to_thread(runtime.recorder.close)
             engine.dispose()
 
     app = FastAPI(

@@ -33,7 +33,16 @@ class Metrics:
         )
         self.recorded = Counter("uxcx_records_written", "predictions written to the database", registry=r)
         self.record_failures = Counter(
-            "uxcx_records_failed", "predictions answered but not recorded because the database failed", registry=r
+            "uxcx_records_failed",
+            "predictions answered but not written at once because the database failed (kept in memory for a retry)",
+            registry=r,
+        )
+        self.record_errors = Counter("uxcx_record_write_errors", "failed attempts to write predictions", registry=r)
+        self.records_pending = Gauge(
+            "uxcx_records_pending", "predictions waiting in memory for the database", registry=r, multiprocess_mode="livesum"
+        )
+        self.records_dropped = Counter(
+            "uxcx_records_dropped", "predictions never recorded: the database stayed down past the buffer", registry=r
         )
         self.model_info = Gauge(
             "uxcx_model_info", "the model version served (value 1)", ["version"], registry=r, multiprocess_mode="liveall"

@@ -11,7 +11,7 @@ from fastapi.responses import StreamingResponse
 
 from classifier import artifacts
 from classifier.labels import validate_annotation
-from service.deps import ClassifierDep, ClassifyDep, MetricsDep, RuntimeDep, SettingsDep, StatsGuard, StoreDep, WriteGuard
+from service.deps import ClassifyDep, MetricsDep, RuntimeDep, SettingsDep, StatsGuard, StoreDep, WriteGuard
 from service.runtime import Answer, Job
 from service.schemas import (  # noqa: F401 - BatchOut and PredictionOut document the classify answer
     BatchOut,
@@ -170,14 +170,20 @@ def healthz() -> Health:
 
 
 @router.get("/readyz", response_model=Health, tags=["health"], responses={503: {"model": Health}})
-def readyz(model: ClassifierDep, store: StoreDep, response: Response) -> Health:
-    """The model is loaded and the database answers; 503 otherwise."""
+def readyz(runtime: RuntimeDep, response: Response) -> Health:
+    """The model is loaded, the database answers and no prediction is waiting to be recorded; 503 otherwise."""
+    version = runtime.loaded.version
     try:
-        store.ping()
+        runtime.store.ping()
     except Exception as exc:  # noqa: BLE001 - any failure to reach the database means not ready
         response.status_code = 503
-        return Health(status="unavailable", model_version=model.version, database="unavailable", detail=type(exc).__name__)
-    return Health(status="ready", model_version=model.version, database="ok")
+        return Health(status="unavailable", model_version=version, database="unavailable", detail=type(exc).__name__)
+    # Reads can work while writes fail (a locked SQLite file): try to write what is waiting.
+    if runtime.recorder.pending and not runtime.recorder.flush(force=True):
+        response.status_code = 503
+        detail = f"{runtime.recorder.pending} predictions wait to be recorded ({runtime.recorder.last_error or 'retrying'})"
+        return Health(status="unavailable", model_version=version, database="unavailable", detail=detail)
+    return Health(status="ready", model_version=version, database="ok")
 
 
 @router.get("/metrics", tags=["health"], response_class=Response, responses={200: {"content": {"text/plain": {}}}})

@@ -18,6 +18,7 @@ from classifier.model import Prediction
 from classifier.redact import mask_personal_data
 from service.batcher import Batcher
 from service.metrics import Metrics
+from service.recorder import Recorder
 from service.store import Record, Store, text_hash, to_utc, utcnow
 
 log = logging.getLogger("uxcx.service")
@@ -54,9 +55,12 @@ def new_id() -> str:
 class Runtime:
     """Holds the served model (swapped by one reference assignment), the store and the batcher."""
 
-    def __init__(self, loaded: LoadedModel, store: Store, metrics: Metrics, store_text: bool, max_items: int) -> None:
+    def __init__(
+        self, loaded: LoadedModel, store: Store, metrics: Metrics, store_text: bool, max_items: int, max_pending: int = 50_000
+    ) -> None:
         self.loaded = loaded
         self.store = store
+        self.recorder = Recorder(store, metrics, max_pending)
         self.metrics = metrics
         self.store_text = store_text
         self.batcher: Batcher[Job, Answer] = Batcher(self._work, max_items)
@@ -84,13 +88,8 @@ class Runtime:
                         mask_personal_data(job.text) if self.store_text else None,
                     )
                 )
-        if records:
-            try:
-                self.store.add_predictions(records)
-                self.metrics.recorded.inc(len(records))
-            except Exception as exc:  # noqa: BLE001 - the answer still goes out; the loss is counted and logged
-                self.metrics.record_failures.inc(len(records))
-                log.error("could not record %d predictions: %s", len(records), type(exc).__name__)
+        # The answer goes out even when the database fails: the recorder keeps the rows for a retry.
+        self.recorder.add(records)
         return answers
 
     async def classify(self, jobs: list[Job]) -> list[Answer]:

@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     stats_needs_key: bool = Field(default=False, description="require an API key for GET /v1/stats")
     store_text: bool = Field(default=False, description="store the text of recorded predictions (masked)")
     record: bool = Field(default=True, description="record classified items in the database unless a request opts out")
+    max_pending_records: int = Field(
+        default=50_000, ge=1, description="predictions kept in memory while the database is down, then the oldest are dropped"
+    )
     max_batch: int = Field(default=1000, ge=1, description="most items in one classify request")
     max_text_chars: int = Field(default=20_000, ge=1, description="longest text accepted, in characters")
     max_body_bytes: int = Field(default=5_000_000, ge=1024, description="largest request body accepted, in bytes")

@@ -115,7 +115,8 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 5})
+        # How long a write waits for a lock held by another process (the URL may say ?timeout=N).
+        engine = create_engine(url, connect_args={} if "timeout" in parsed.query else {"timeout": 5})
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
