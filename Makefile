@@ -9,7 +9,7 @@ PORT   ?= 8000
 CORRECTIONS ?=
 TRAIN_ARGS  ?=
 
-.PHONY: help install train eval test fuzz audit bench bench-relabel asset run clean
+.PHONY: help install train eval test fuzz audit bench bench-relabel soak asset run clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -50,6 +50,10 @@ bench: install  ## accuracy/speed vs fastText, spaCy, TF-IDF+LR; API load test; 
 bench-relabel: install  ## relabel a generated 1M-row CSV: workers 1, 2, Dask (time, rows/s, peak RSS)
 	@[ -f models/current ] || $(UXCX) train
 	$(BIN)/python -m bench.relabel
+
+soak: install  ## 200,000 classify requests on loopback, RSS every 10,000; fails if RSS grows >= 10 % after warm-up
+	@[ -f models/current ] || $(UXCX) train
+	$(BIN)/python -m bench.soak
 
 asset: install  ## rebuild the static embedding asset (installs the optional torch extra)
 	$(BIN)/pip install --quiet -e '.[asset]'
