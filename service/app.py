@@ -136,4 +136,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         log.error("database error: %s", type(exc).__name__)
         return JSONResponse({"detail": "the database is unavailable; try again shortly"}, status_code=503)
 
+    @app.exception_handler(Exception)
+    async def unexpected_error(_: Request, exc: Exception) -> JSONResponse:
+        # The traceback goes to the server's log (uvicorn logs the exception); the client gets no internals.
+        return JSONResponse({"detail": "internal error; the server log has the details"}, status_code=500)
+
     return app

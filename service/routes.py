@@ -33,7 +33,7 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 # Every error this service answers has the same shape; FastAPI's default 422 schema (a list only)
 # would not match the plain-message 422s (limits, the guide's rules).
-router = APIRouter(responses=_errors(400, 413, 422, 429, 503))
+router = APIRouter(responses=_errors(400, 413, 422, 429, 500, 503))
 
 
 def _out(answer: Answer) -> dict[str, Any]:
