@@ -10,12 +10,15 @@ import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from threadpoolctl import threadpool_limits
 
 from classifier import artifacts
@@ -44,6 +47,31 @@ async def _retry_records(runtime: Runtime, every: float = 0.5) -> None:
         if runtime.recorder.pending:
             # In a thread: a locked SQLite file or an unreachable server must not stall the loop.
             await asyncio.to_thread(runtime.recorder.flush)
+
+
+_SHAPES = ("ClassifyItem", "ClassifyBatch")
+_OBJECT_NEEDED = (
+    'the body must be a JSON object, sent with Content-Type: application/json: {"text": "..."} for one text '
+    'or {"items": [{"text": "..."}, ...]} for a batch'
+)
+
+
+def _message(error: Any) -> str:
+    if error.get("type") == "json_invalid":  # pydantic only says "JSON decode error"
+        where = error.get("loc", ())[-1]
+        return f"the body is not valid JSON: {(error.get('ctx') or {}).get('error', 'cannot decode')} at character {where}"
+    return str(error.get("msg", ""))
+
+
+def _one_shape(errors: list[dict[str, Any]], body: Any) -> list[dict[str, Any]]:
+    """Classify takes one item or a batch; pydantic reports the body against both shapes. Keep the
+    errors of the shape the client meant (a batch if it sent "items"), so each says what to fix."""
+    if not any(len(e["loc"]) > 1 and e["loc"][0] == "body" and e["loc"][1] in _SHAPES for e in errors):
+        return errors
+    if not isinstance(body, dict):
+        return [{"loc": ["body"], "msg": _OBJECT_NEEDED, "type": "model_attributes_type"}]
+    meant = "ClassifyBatch" if "items" in body else "ClassifyItem"
+    return [{**e, "loc": ["body", *e["loc"][2:]]} for e in errors if len(e["loc"]) > 1 and e["loc"][1] == meant]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -128,8 +156,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         # Keep pydantic's precise locations and messages, drop the echoed input.
-        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()]
-        return JSONResponse({"detail": errors}, status_code=422)
+        errors = [{"loc": list(e.get("loc", ())), "msg": _message(e), "type": e.get("type", "")} for e in exc.errors()]
+        return JSONResponse({"detail": _one_shape(errors, exc.body)}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+            # FastAPI's words for a body json cannot decode at all (most often: not UTF-8).
+            detail = "the body cannot be read: send JSON encoded as UTF-8, with Content-Type: application/json"
+            return JSONResponse({"detail": detail}, status_code=400)
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(SQLAlchemyError)
     async def database_error(_: Request, exc: SQLAlchemyError) -> JSONResponse:

@@ -139,6 +139,23 @@ def test_bad_input_is_a_clear_4xx(client, payload, status, needle):
     assert needle in json.dumps(r.json())
 
 
+@pytest.mark.parametrize(
+    "body,content_type,status,needle",
+    [
+        (b"{not json", "application/json", 422, "not valid JSON: Expecting property name enclosed in double quotes at character 1"),
+        (b'{"text": "caf\xe9 app crashes"}', "application/json", 400, "send JSON encoded as UTF-8"),
+        (b"the app crashes", "text/plain", 422, "Content-Type: application/json"),
+        (b'[{"text": "a list, not an object"}]', "application/json", 422, "must be a JSON object"),
+        (b'{"text": "one", "items": [{"text": "two"}]}', "application/json", 422, '"loc": ["body", "text"], "msg": "Extra inputs'),
+        (b'{"items": {"text": "not a list"}}', "application/json", 422, '"loc": ["body", "items"], "msg": "Input should be a valid list'),
+        (b'{"items": [{"text": "ok"}, {"text": 5}]}', "application/json", 422, '"loc": ["body", "items", 1, "text"]'),
+    ],
+)
+def test_unreadable_bodies_say_what_to_fix(client, body, content_type, status, needle):
+    r = client.post("/v1/classify", content=body, headers={"content-type": content_type})
+    assert r.status_code == status and needle in json.dumps(r.json()), r.text
+
+
 def test_malformed_json_and_big_bodies(client):
     r = client.post("/v1/classify", content=b"{not json", headers={"content-type": "application/json"})
     assert r.status_code == 422
