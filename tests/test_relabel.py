@@ -96,7 +96,7 @@ def test_csv_keeps_every_column_value_and_order_and_rejects_bad_rows(tmp_path, m
     assert rej[0] == ["uxcx_row", "uxcx_reason", "id", "channel", "text", "date"]
     reasons = {r[2]: (int(r[0]), r[1]) for r in rej[1:]}
     assert reasons["009"] == (3, "'text' is empty")
-    assert reasons["011"] == (5, "'text' is not valid UTF-8")
+    assert reasons["011"] == (5, "'text' is not valid UTF-8: invalid byte 0xE9 at byte offset 3 of the value")
     assert reasons["012"] == (6, "row has 5 fields, the header has 4")
     assert reasons["013"] == (7, "'text' is 300 characters, over the limit of 200")
     assert reasons["014"] == (8, "'text' is empty")
@@ -116,20 +116,113 @@ def test_csv_other_text_column_and_existing_uxcx_columns_are_replaced(tmp_path, 
     assert rows[1][:3] == ["1", "my parcel never came", "cx"] and rows[1][-1] == shipped.version
 
 
-def test_whole_input_errors_are_clear_exit_2_and_leave_no_output(tmp_path, shipped):
-    from classifier.batch import InputError
+def _parquet_bytes(columns: dict) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
-    nocol = tmp_path / "nocol.csv"
-    nocol.write_text("id,body\n1,hello\n")
-    out = tmp_path / "nocol.out.csv"
-    r = subprocess.run([*UXCX, "relabel", str(nocol), "-o", str(out)], capture_output=True, text=True, cwd=ROOT, timeout=300)
-    assert r.returncode == 2 and "no 'text' column" in r.stderr and "Traceback" not in r.stderr, r.stderr
-    empty = tmp_path / "empty.csv"
-    empty.write_bytes(b"")
-    for src, needle in ((empty, "empty"), (tmp_path / "absent.csv", "not found")):
-        with pytest.raises(InputError, match=needle):
-            relabel(job(src, out), loaded=shipped)
-    assert not out.exists() and not state_dir(out).exists()
+    buf = pa.BufferOutputStream()
+    pq.write_table(pa.table(columns), buf)
+    return buf.getvalue().to_pybytes()
+
+
+# (input file name, its bytes or None for no file, extra arguments, what stderr must say)
+WHOLE_INPUT_ERRORS = {
+    "absent": ("absent.csv", None, [], "absent.csv not found"),
+    "empty-csv": ("in.csv", b"", [], "in.csv is empty (0 bytes): expected a header row with a 'text' column"),
+    "empty-jsonl": ("in.jsonl", b"", [], "in.jsonl is empty (0 bytes): expected one JSON object per line"),
+    "empty-parquet": ("in.parquet", b"", [], "in.parquet is empty (0 bytes)"),
+    "blank-lines-csv": ("in.csv", b"\n\r\n\n", [], "in.csv is empty: expected a header row"),
+    "no-text-column": ("in.csv", b"id,body\n1,hello\n", [],
+                       "in.csv has no 'text' column (columns found: 'id', 'body'); name the text column with --text-column"),
+    "text-column-not-there": ("in.csv", b"id,text\n1,hello\n", ["--text-column", "body"],
+                              "in.csv has no 'body' column (columns found: 'id', 'text')"),
+    "stray-space-in-header": ("in.csv", b"id, text\n1,hello\n", [], "has no 'text' column (columns found: 'id', ' text')"),
+    "no-text-column-parquet": ("in.parquet", None, [], "in.parquet has no 'text' column (columns found: 'id', 'body')"),
+    "utf16-csv": ("in.csv", "id,text\n1,hello\n".encode("utf-16"), [], "in.csv is UTF-16 text"),
+}
+
+
+@pytest.mark.parametrize("case", list(WHOLE_INPUT_ERRORS))
+def test_whole_input_errors_are_clear_exit_2_and_leave_no_output(tmp_path, case):
+    name, data, extra, message = WHOLE_INPUT_ERRORS[case]
+    src = tmp_path / name
+    if case == "no-text-column-parquet":
+        data = _parquet_bytes({"id": [1], "body": ["hello"]})
+    if data is not None:
+        src.write_bytes(data)
+    out = tmp_path / ("out" + src.suffix)
+    r = subprocess.run([*UXCX, "relabel", str(src), "-o", str(out), *extra], capture_output=True, text=True, cwd=ROOT,
+                       timeout=300)
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.count("\n") == 1 and r.stdout == ""  # one line, no summary
+    assert sorted(p.name for p in tmp_path.iterdir()) == ([name] if data is not None else [])  # no output, rejects, state
+
+
+def test_csv_rows_with_invalid_utf8_text_are_rejected_with_the_byte_offset_and_the_rest_kept(tmp_path):
+    src = tmp_path / "in.csv"
+    body = (
+        b"id,channel,text\r\n"
+        b"1,app,the app crashes when I open the camera\r\n"
+        b"2,caf\xe9,love this app\r\n"  # invalid byte in another column: labelled, the byte kept
+        b"3,app,crash \xf0\x9f\x98\x80 caf\xe9 freezes\r\n"  # 'crash 😀 caf' is 14 bytes, 11 characters
+        b'4,app,"refund \xff\xfe, not processed"\r\n'
+        b"5,app,\xc3\r\n"  # a truncated sequence at the end of the value
+        b"6,app,na\xc3\xafve checkout button does nothing\r\n"
+    )
+    src.write_bytes(body)
+    out = tmp_path / "out.csv"
+    r = subprocess.run([*UXCX, "relabel", str(src), "-o", str(out), "--workers", "1", "--chunk-size", "2"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 1 and "3 of 6 row(s) could not be labelled" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert src.read_bytes() == body
+
+    inp = read_csv_bytes(src)
+    rows = read_csv_bytes(out)
+    assert [r[:3] for r in rows[1:]] == [inp[1], inp[2], inp[6]]  # every value as it was, undecodable bytes too
+    assert b"\n2,caf\xe9,love this app," in out.read_bytes() and all(r[3] for r in rows[1:])
+    rej = read_csv_bytes(out.with_name("out.csv.rejects.csv"))
+    assert rej[0] == ["uxcx_row", "uxcx_reason", "id", "channel", "text"]
+    assert [(int(r[0]), r[1], r[2:]) for r in rej[1:]] == [
+        (3, "'text' is not valid UTF-8: invalid byte 0xE9 at byte offset 14 of the value", inp[3]),
+        (4, "'text' is not valid UTF-8: invalid byte 0xFF at byte offset 7 of the value", inp[4]),
+        (5, "'text' is not valid UTF-8: invalid byte 0xC3 at byte offset 0 of the value", inp[5]),
+    ]
+    assert b'4,app,"refund \xff\xfe, not processed"\n' in out.with_name("out.csv.rejects.csv").read_bytes()
+
+
+def test_jsonl_bad_lines_and_invalid_utf8_are_rejected_and_the_rest_kept(tmp_path):
+    lines = [
+        b'{"id": 1, "text": "the app crashes when I open the camera"}',
+        b'{"id": 2, "text": "love this app", "note": "caf\xe9"}',  # invalid byte outside the text: kept
+        b'{"id": 3, "text": "crash \xf0\x9f\x98\x80 caf\xe9 freezes"}',
+        b"not json",
+        b"[1, 2]",
+        b'{"id": 6, "body": "no text field"}',
+        b'{"id": 7, "text": "checkout button does nothing"}',
+        b'{"id": 8, "text": "lone \\udce9 escape"}',  # valid UTF-8, but the escape is no character
+        b'{"id": 9, \xe9"text": "x"}',  # an invalid byte where JSON expects a key
+    ]
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(b"\n".join(lines) + b"\n")
+    out = tmp_path / "out.jsonl"
+    r = subprocess.run([*UXCX, "relabel", str(src), "-o", str(out), "--workers", "1", "--chunk-size", "4"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 1 and "6 of 9 row(s) could not be labelled" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+    recs = [json.loads(x) for x in out.read_bytes().decode("utf-8", "surrogateescape").splitlines()]
+    assert [x["id"] for x in recs] == [1, 2, 7] and all(x["uxcx_label"] for x in recs)
+    assert b'"note": "caf\xe9"' in out.read_bytes()
+    raw = out.with_name("out.jsonl.rejects.jsonl").read_bytes().decode("utf-8", "surrogateescape")
+    rej = [json.loads(x) for x in raw.splitlines()]
+    assert [(x["uxcx_row"], x["uxcx_reason"]) for x in rej] == [
+        (3, "'text' is not valid UTF-8: invalid byte 0xE9 at byte offset 14 of the value"),
+        (4, "invalid JSON: Expecting value at column 1"),
+        (5, "line is not a JSON object"),
+        (6, "missing field 'text'"),
+        (8, "'text' is not valid Unicode: a lone surrogate \\udce9 at character 5 of the value"),
+        (9, "invalid JSON: Expecting property name enclosed in double quotes at column 11"),
+    ]
+    assert [x["uxcx_raw"].encode("utf-8", "surrogateescape") for x in rej] == [lines[i] for i in (2, 3, 4, 5, 7, 8)]
 
 
 # --------------------------------------------------------- JSONL, Parquet
@@ -185,6 +278,28 @@ def test_parquet_keeps_schema_types_and_order(tmp_path, shipped):
     rej = pq.read_table(out.with_name("out.parquet.rejects.parquet")).to_pylist()
     assert [(r["uxcx_row"], r["uxcx_reason"], r["id"]) for r in rej] == [(4, "missing field 'text'", 3), (11, "'text' is empty", 10)]
     assert s.counts.written == 48 and s.counts.rejected == 2
+
+
+def test_parquet_text_that_is_not_utf8_is_a_rejected_row_not_a_crash(tmp_path, shipped):
+    """Regression: a string column holding invalid UTF-8 (some writers do not check) crashed the job."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    raw = [b"the app crashes when I open the camera", b"crash \xf0\x9f\x98\x80 caf\xe9 freezes", None,
+           b"refund never arrived"]
+    notes = pa.array([b"ok", b"ok", b"caf\xe9", b"\xff"], pa.binary()).view(pa.string())
+    src = tmp_path / "in.parquet"
+    pq.write_table(pa.table({"id": [1, 2, 3, 4], "text": pa.array(raw, pa.binary()).view(pa.string()), "note": notes}), src)
+    out = tmp_path / "out.parquet"
+    s = relabel(job(src, out, chunk_size=2), loaded=shipped)
+    assert (s.counts.read, s.counts.written, s.counts.rejected) == (4, 2, 2)
+    got = pq.read_table(out)
+    assert got.column("id").to_pylist() == [1, 4]
+    assert got.column("note").cast(pa.binary()).to_pylist() == [b"ok", b"\xff"]  # other columns keep their bytes
+    rej = pq.read_table(out.with_name("out.parquet.rejects.parquet"))
+    assert rej.column("uxcx_reason").to_pylist() == [
+        "'text' is not valid UTF-8: invalid byte 0xE9 at byte offset 14 of the value", "missing field 'text'"]
+    assert rej.column("text").cast(pa.binary()).to_pylist() == [raw[1], None]
 
 
 # ------------------------------------------------- parallel, resume, kill
