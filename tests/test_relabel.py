@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -335,37 +336,129 @@ def test_two_worker_processes_write_what_one_does(tmp_path, backlog, reference):
     assert out.with_name("out.csv.rejects.csv").read_bytes() == reference.with_name("ref.csv.rejects.csv").read_bytes()
 
 
-def test_resume_after_sigkill_gives_the_uninterrupted_output(tmp_path, backlog, reference, shipped):
-    before = backlog.read_bytes()
-    out = tmp_path / "out.csv"
-    state = state_dir(out)
-    cmd = [*UXCX, "relabel", str(backlog), "-o", str(out), "--workers", "1", "--chunk-size", "100", "--progress", "none"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+# Where the kill tests kill the job. Chunk numbers come from a seeded RNG: every run kills at the same
+# points, and a failing case names its point. "file:X" kills as soon as X appears in the state folder
+# (phases that last long enough to hit from outside); "pause:P" lets the job stop itself at point P of
+# tests/relabel_pause.py first (phases too short to hit by watching; the hook only stops the process).
+KILL_SEED = 1207
+N_CHUNKS = 50  # the backlog's 5,000 rows at --chunk-size 100
+_rng = random.Random(KILL_SEED)
+KILL_POINTS = [
+    ("before-any-state", "spawn", 1),  # just started: not even the state folder exists
+    ("loading-the-model", "file:manifest.json", 1),  # state opened, model loading, no chunk done
+    ("after-the-first-chunk", "file:00000000.json", 1),
+    ("mid-way", f"file:{_rng.randint(15, 25):08d}.json", 1),
+    ("near-the-end", f"pause:marker:{_rng.randint(40, 48)}", 1),  # a chunk's data saved, its marker not yet
+    ("concatenating", f"pause:part:{_rng.randint(2, 49)}", 1),  # output.assembling half written
+    ("renaming-into-place", "pause:rename", 1),  # rejects renamed into place, output not yet
+    ("removing-the-state", f"pause:rmtree:{_rng.randint(1, 90)}", 1),  # output in place, state half removed
+    ("two-workers-mid-way", f"file:{_rng.randint(5, 15):08d}.json", 2),  # the whole process group killed
+]
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """State, parent, process group... of a live process (fields 3.. of /proc/PID/stat), or None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return stat.rpartition(")")[2].split()
+
+
+def _group_alive(pgid: int) -> list[int]:
+    """Processes of a process group that are still running (zombies do not count)."""
+    alive = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            st = _proc_stat(int(d.name))
+            if st is not None and int(st[2]) == pgid and st[0] != "Z":
+                alive.append(int(d.name))
+    return alive
+
+
+def kill_when(cmd: list[str], ready, log: Path) -> None:
+    """Start ``cmd`` in a process group of its own and SIGKILL the whole group once ``ready(proc)``."""
+    with log.open("wb") as err:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
     try:
         deadline = time.monotonic() + 300
-        while len(list(state.glob("*.json"))) < 4 and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert proc.poll() is None, "the job ended before it could be killed"
-        assert not out.exists()  # nothing at OUTPUT while the job runs
-        os.killpg(proc.pid, signal.SIGKILL)  # like `kill -9`, the whole job at once
+        while not ready(proc):
+            assert proc.poll() is None, f"the job ended (exit {proc.returncode}) before the kill point: {log.read_text()}"
+            assert time.monotonic() < deadline, "the kill point was never reached"
+            time.sleep(0.001)
+        os.killpg(proc.pid, signal.SIGKILL)  # like `kill -9` of the job: parent and workers at once
     finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=60)
-    done_before = len(list(state.glob("[0-9]*.json")))
-    assert 2 <= done_before < 50 and not out.exists()  # nor after a failed run
+    assert proc.returncode == -signal.SIGKILL
+    deadline = time.monotonic() + 10
+    while _group_alive(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not _group_alive(proc.pid), "a worker survived the kill"
 
-    # A stale state is refused without --resume; a different chunk size is refused with it.
-    with pytest.raises(StateError, match="--resume"):
-        relabel(job(backlog, out, chunk_size=100), loaded=shipped)
-    with pytest.raises(StateError, match="--chunk-size"):
-        relabel(job(backlog, out, chunk_size=50, resume=True), loaded=shipped)
 
-    r = subprocess.run([*cmd, "--resume", "--summary-json"], capture_output=True, text=True, cwd=ROOT, timeout=600)
-    assert r.returncode == 1, r.stderr
-    summary = json.loads(r.stdout)
-    assert summary["resumed_chunks"] >= done_before - 1 and summary["rows_read"] == 5000
+@pytest.mark.parametrize(("point", "how", "workers"), KILL_POINTS, ids=[f"{p}({h})" for p, h, _ in KILL_POINTS])
+def test_killed_at_any_point_then_resumed_gives_the_uninterrupted_output(tmp_path, backlog, reference, shipped,
+                                                                       point, how, workers):
+    before = backlog.read_bytes()
+    out = tmp_path / "job" / "out.csv"
+    out.parent.mkdir()
+    rejects, state = out.with_name("out.csv.rejects.csv"), state_dir(out)
+    args = ["relabel", str(backlog), "-o", str(out), "--workers", str(workers), "--chunk-size", "100", "--progress", "none"]
+    kind, _, arg = how.partition(":")
+    cmd = [sys.executable, "-m", "tests.relabel_pause", arg, "--", *args] if kind == "pause" else [*UXCX, *args]
+
+    def ready(proc: subprocess.Popen) -> bool:
+        if kind == "pause":
+            return (_proc_stat(proc.pid) or ["?"])[0] == "T"  # it has stopped itself at the point
+        return kind == "spawn" or (state / arg).exists()
+
+    kill_when(cmd, ready, tmp_path / "killed.log")
+
+    # What the kill left: the phase each point stands for.
+    done = len(list(state.glob("[0-9]*.json")))
+    if point == "before-any-state":
+        assert not state.exists() and not out.exists() and not rejects.exists()
+    elif point == "loading-the-model":
+        assert (state / "manifest.json").is_file() and done == 0 and not out.exists()
+    elif kind == "file":
+        assert done >= (1 if workers > 1 else int(arg[:8]) + 1) and not out.exists()
+    elif point == "near-the-end":
+        k = int(arg.split(":")[1])
+        assert done == k and (state / f"{k:08d}.out").is_file() and (state / f"{k:08d}.json.tmp").is_file()
+        assert not out.exists()
+    elif point == "concatenating":
+        assert done == N_CHUNKS and (state / "output.assembling").is_file() and not out.exists() and not rejects.exists()
+    elif point == "renaming-into-place":
+        assert done == N_CHUNKS and (state / "output.assembling").is_file() and rejects.is_file() and not out.exists()
+    else:
+        assert point == "removing-the-state" and state.is_dir() and out.read_bytes() == reference.read_bytes()
+
+    if point == "mid-way":
+        # A stale state is refused without --resume; a different chunk size is refused with it.
+        with pytest.raises(StateError, match="--resume"):
+            relabel(job(backlog, out, chunk_size=100), loaded=shipped)
+        with pytest.raises(StateError, match="--chunk-size"):
+            relabel(job(backlog, out, chunk_size=50, resume=True), loaded=shipped)
+
+    if point == "before-any-state":
+        # Nothing was kept: --resume says so and starts from the first chunk (through the CLI, for the message).
+        r = subprocess.run([*UXCX, *args, "--resume", "--summary-json"], capture_output=True, text=True, cwd=ROOT,
+                           timeout=600)
+        assert r.returncode == 1 and "nothing to resume" in r.stderr and "Traceback" not in r.stderr, r.stderr
+        summary = json.loads(r.stdout)
+        assert summary["resumed_chunks"] == 0 and summary["rows_read"] == 5000 and summary["chunks"] == N_CHUNKS
+    else:
+        # The same job with --resume (in-process, one worker: resuming may use another --workers).
+        s = relabel(job(backlog, out, chunk_size=100, resume=True), loaded=shipped)
+        assert (s.counts.read, s.counts.written, s.counts.rejected, s.chunks) == (5000, 4999, 1, N_CHUNKS)
+        if point != "removing-the-state":  # there, some finished chunks may have lost their files
+            assert s.resumed_chunks == done  # every finished chunk kept, none redone
     assert out.read_bytes() == reference.read_bytes()  # no row lost, none written twice
-    assert out.with_name("out.csv.rejects.csv").read_bytes() == reference.with_name("ref.csv.rejects.csv").read_bytes()
-    assert not state.exists() and backlog.read_bytes() == before
+    assert rejects.read_bytes() == reference.with_name("ref.csv.rejects.csv").read_bytes()
+    assert not state.exists() and sorted(p.name for p in out.parent.iterdir()) == ["out.csv", "out.csv.rejects.csv"]
+    assert backlog.read_bytes() == before
 
 
 # ------------------------------------------------------------------ diff
