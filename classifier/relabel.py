@@ -19,7 +19,7 @@ import shutil
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,6 +150,8 @@ def open_source(job: Job, model_version: str) -> Source:
         raise InputError(f"input file {job.input} not found")
     fmt = format_of(job.input, job.fmt)
     files = input_files(job.input, fmt)
+    for p in files:
+        _check_not_empty_or_utf16(p, fmt, job.text_column)
     total = sum(p.stat().st_size for p in files)
     starts: list[int] = []
     columns: tuple[str, ...] = ()
@@ -157,16 +159,13 @@ def open_source(job: Job, model_version: str) -> Source:
     total_rows = None
     if fmt == "csv":
         for p in files:
-            if p.stat().st_size == 0:
-                raise InputError(f"{p} is empty: expected a header row with a '{job.text_column}' column")
             header, start = csv_header(p)
             if columns and tuple(header) != columns:
                 raise InputError(f"{p} has other columns than {files[0]}: every part must have the same header")
             columns = tuple(header)
             starts.append(start)
         if job.text_column not in columns:
-            raise InputError(f"the CSV file has no '{job.text_column}' column (columns: {', '.join(columns)}); "
-                             "pick one with --text-column")
+            raise InputError(_no_column("CSV", files[0], job.text_column, columns))
     elif fmt == "parquet":
         import pyarrow as pa
 
@@ -177,8 +176,7 @@ def open_source(job: Job, model_version: str) -> Source:
             if not parquet_schema(p).equals(first):
                 raise InputError(f"{p} has another schema than {files[0]}: every part must have the same schema")
         if job.text_column not in first.names:
-            raise InputError(f"the Parquet file has no '{job.text_column}' column (columns: {', '.join(first.names)}); "
-                             "pick one with --text-column")
+            raise InputError(_no_column("Parquet", files[0], job.text_column, first.names))
         ttype = first.field(job.text_column).type
         if not (pa.types.is_string(ttype) or pa.types.is_large_string(ttype)):
             raise InputError(f"column '{job.text_column}' is {ttype}, not a string column")
@@ -187,13 +185,32 @@ def open_source(job: Job, model_version: str) -> Source:
         total_rows = sum(parquet_row_starts(files))
         starts = [0] * len(files)
     else:
-        for p in files:
-            if p.stat().st_size == 0:
-                raise InputError(f"{p} is empty: expected one JSON object per line")
         starts = [0] * len(files)
     spec = Spec(fmt=fmt, text_column=job.text_column, model_version=model_version, columns=columns,
                 max_chars=job.max_chars, schema_ipc=schema)
     return Source(tuple(files), fmt, spec, tuple(starts), total, total_rows)
+
+
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+_EXPECTED = {"csv": "a header row with a '{}' column", "jsonl": "one JSON object per line",
+             "parquet": "a Parquet file with a '{}' column"}
+
+
+def _check_not_empty_or_utf16(path: Path, fmt: str, text_column: str) -> None:
+    """A zero-byte file, or a UTF-16 text file, is refused as a whole rather than read as rows."""
+    with path.open("rb") as f:
+        head = f.read(2)
+    if not head:
+        raise InputError(f"{path} is empty (0 bytes): expected {_EXPECTED[fmt].format(text_column)}")
+    if fmt != "parquet" and head in _UTF16_BOMS:
+        raise InputError(f"{path} is UTF-16 text (it starts with a UTF-16 byte-order mark); relabel reads UTF-8: "
+                         f"convert it first, e.g. iconv -f UTF-16 -t UTF-8")
+
+
+def _no_column(kind: str, path: Path, column: str, found: Sequence[str]) -> str:
+    # repr: a stray space or BOM in a column name must show
+    return (f"the {kind} file {path} has no '{column}' column (columns found: {', '.join(map(repr, found)) or 'none'}); "
+            "name the text column with --text-column")
 
 
 def iter_chunks(src: Source, chunk_size: int) -> Iterator[Chunk]:

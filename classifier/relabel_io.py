@@ -143,15 +143,25 @@ class ChunkResult:
     counts: Counts
 
 
-def check_text(value: object, column: str, max_chars: int) -> str | None:
-    """The reason a text cannot be labelled, or None; messages as `uxcx classify` gives them."""
+def check_text(value: object, column: str, max_chars: int, from_bytes: bool = True) -> str | None:
+    """The reason a text cannot be labelled, or None; messages as `uxcx classify` gives them.
+
+    ``from_bytes=False`` says the value cannot hold undecoded input bytes (a JSONL line that was valid
+    UTF-8), so a surrogate in it came from a ``\\u`` escape.
+    """
     _, error = _check_text(value, max_chars)
     if error is not None:
         return error.replace("'text'", f"'{column}'").replace("field 'text'", f"field '{column}'")
     assert isinstance(value, str)
-    if _SURROGATE.search(value):
-        return f"'{column}' is not valid UTF-8"
-    return None
+    bad = _SURROGATE.search(value)
+    if bad is None:
+        return None
+    i, ch = bad.start(), bad.group()
+    if from_bytes and "\udc80" <= ch <= "\udcff":
+        # surrogateescape put the undecodable byte 0xNN at U+DCNN; everything before it is valid UTF-8
+        at = len(value[:i].encode("utf-8"))
+        return f"'{column}' is not valid UTF-8: invalid byte 0x{ord(ch) - 0xDC00:02X} at byte offset {at} of the value"
+    return f"'{column}' is not valid Unicode: a lone surrogate \\u{ord(ch):04x} at character {i} of the value"
 
 
 def _fmt_conf(x: float) -> float:
@@ -342,7 +352,7 @@ def label_jsonl(model: Any, spec: Spec, chunk: Chunk) -> ChunkResult:
                 if not isinstance(obj, dict):
                     reason = "line is not a JSON object"
                 else:
-                    reason = check_text(obj.get(col), col, spec.max_chars)
+                    reason = check_text(obj.get(col), col, spec.max_chars, from_bytes=_SURROGATE.search(line) is not None)
             if reason is None:
                 good.append((obj, obj[col]))
                 continue
@@ -458,14 +468,28 @@ def parquet_chunks(path: Path, chunk_size: int, first_index: int = 0, first_row:
         yield Chunk(index, row_no, pa.Table.from_batches(pending, schema=pf.schema_arrow), have, 0)
 
 
+def parquet_texts(column: Any) -> list[str | None]:
+    """A string column as Python strings; values that are not valid UTF-8 keep their bytes (surrogateescape).
+
+    Parquet writers do not all check that strings are UTF-8; such a row must become a reject, not a crash.
+    """
+    import pyarrow as pa
+
+    try:
+        return list(column.to_pylist())
+    except UnicodeDecodeError:
+        raw = column.cast(pa.large_binary() if pa.types.is_large_string(column.type) else pa.binary())
+        return [None if b is None else b.decode("utf-8", "surrogateescape") for b in raw.to_pylist()]
+
+
 def label_parquet(model: Any, spec: Spec, chunk: Chunk) -> ChunkResult:
     """Validate, label and build the output and rejects tables of one Parquet chunk."""
     import pyarrow as pa
 
     table = chunk.rows
     counts = Counts(read=chunk.n_rows)
-    texts = table.column(spec.text_column).to_pylist()
     col = spec.text_column
+    texts = parquet_texts(table.column(col))
     reasons = [check_text(t, col, spec.max_chars) for t in texts]
     ok = [r is None for r in reasons]
     good_texts = [t for t, k in zip(texts, ok) if k]

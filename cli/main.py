@@ -431,6 +431,12 @@ def cmd_relabel(args: argparse.Namespace) -> int:
     if job.output.resolve() == job.input.resolve():
         _print_err("the output would overwrite the input; relabelling never edits its input")
         return 2
+    if args.resume and args.engine == "local":
+        from classifier.relabel import state_dir
+
+        if not state_dir(job.output).exists():
+            # e.g. killed before its first chunk: nothing was kept, so resuming is starting over
+            _print_err(f"nothing to resume ({state_dir(job.output)} does not exist); starting from the first chunk")
     show = args.progress if args.progress != "auto" else ("bar" if sys.stderr.isatty() else "log")
     printer = _ProgressPrinter(tty=show == "bar") if show != "none" else None
     try:

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -96,7 +97,7 @@ def test_csv_keeps_every_column_value_and_order_and_rejects_bad_rows(tmp_path, m
     assert rej[0] == ["uxcx_row", "uxcx_reason", "id", "channel", "text", "date"]
     reasons = {r[2]: (int(r[0]), r[1]) for r in rej[1:]}
     assert reasons["009"] == (3, "'text' is empty")
-    assert reasons["011"] == (5, "'text' is not valid UTF-8")
+    assert reasons["011"] == (5, "'text' is not valid UTF-8: invalid byte 0xE9 at byte offset 3 of the value")
     assert reasons["012"] == (6, "row has 5 fields, the header has 4")
     assert reasons["013"] == (7, "'text' is 300 characters, over the limit of 200")
     assert reasons["014"] == (8, "'text' is empty")
@@ -116,20 +117,113 @@ def test_csv_other_text_column_and_existing_uxcx_columns_are_replaced(tmp_path, 
     assert rows[1][:3] == ["1", "my parcel never came", "cx"] and rows[1][-1] == shipped.version
 
 
-def test_whole_input_errors_are_clear_exit_2_and_leave_no_output(tmp_path, shipped):
-    from classifier.batch import InputError
+def _parquet_bytes(columns: dict) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
-    nocol = tmp_path / "nocol.csv"
-    nocol.write_text("id,body\n1,hello\n")
-    out = tmp_path / "nocol.out.csv"
-    r = subprocess.run([*UXCX, "relabel", str(nocol), "-o", str(out)], capture_output=True, text=True, cwd=ROOT, timeout=300)
-    assert r.returncode == 2 and "no 'text' column" in r.stderr and "Traceback" not in r.stderr, r.stderr
-    empty = tmp_path / "empty.csv"
-    empty.write_bytes(b"")
-    for src, needle in ((empty, "empty"), (tmp_path / "absent.csv", "not found")):
-        with pytest.raises(InputError, match=needle):
-            relabel(job(src, out), loaded=shipped)
-    assert not out.exists() and not state_dir(out).exists()
+    buf = pa.BufferOutputStream()
+    pq.write_table(pa.table(columns), buf)
+    return buf.getvalue().to_pybytes()
+
+
+# (input file name, its bytes or None for no file, extra arguments, what stderr must say)
+WHOLE_INPUT_ERRORS = {
+    "absent": ("absent.csv", None, [], "absent.csv not found"),
+    "empty-csv": ("in.csv", b"", [], "in.csv is empty (0 bytes): expected a header row with a 'text' column"),
+    "empty-jsonl": ("in.jsonl", b"", [], "in.jsonl is empty (0 bytes): expected one JSON object per line"),
+    "empty-parquet": ("in.parquet", b"", [], "in.parquet is empty (0 bytes)"),
+    "blank-lines-csv": ("in.csv", b"\n\r\n\n", [], "in.csv is empty: expected a header row"),
+    "no-text-column": ("in.csv", b"id,body\n1,hello\n", [],
+                       "in.csv has no 'text' column (columns found: 'id', 'body'); name the text column with --text-column"),
+    "text-column-not-there": ("in.csv", b"id,text\n1,hello\n", ["--text-column", "body"],
+                              "in.csv has no 'body' column (columns found: 'id', 'text')"),
+    "stray-space-in-header": ("in.csv", b"id, text\n1,hello\n", [], "has no 'text' column (columns found: 'id', ' text')"),
+    "no-text-column-parquet": ("in.parquet", None, [], "in.parquet has no 'text' column (columns found: 'id', 'body')"),
+    "utf16-csv": ("in.csv", "id,text\n1,hello\n".encode("utf-16"), [], "in.csv is UTF-16 text"),
+}
+
+
+@pytest.mark.parametrize("case", list(WHOLE_INPUT_ERRORS))
+def test_whole_input_errors_are_clear_exit_2_and_leave_no_output(tmp_path, case):
+    name, data, extra, message = WHOLE_INPUT_ERRORS[case]
+    src = tmp_path / name
+    if case == "no-text-column-parquet":
+        data = _parquet_bytes({"id": [1], "body": ["hello"]})
+    if data is not None:
+        src.write_bytes(data)
+    out = tmp_path / ("out" + src.suffix)
+    r = subprocess.run([*UXCX, "relabel", str(src), "-o", str(out), *extra], capture_output=True, text=True, cwd=ROOT,
+                       timeout=300)
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.count("\n") == 1 and r.stdout == ""  # one line, no summary
+    assert sorted(p.name for p in tmp_path.iterdir()) == ([name] if data is not None else [])  # no output, rejects, state
+
+
+def test_csv_rows_with_invalid_utf8_text_are_rejected_with_the_byte_offset_and_the_rest_kept(tmp_path):
+    src = tmp_path / "in.csv"
+    body = (
+        b"id,channel,text\r\n"
+        b"1,app,the app crashes when I open the camera\r\n"
+        b"2,caf\xe9,love this app\r\n"  # invalid byte in another column: labelled, the byte kept
+        b"3,app,crash \xf0\x9f\x98\x80 caf\xe9 freezes\r\n"  # 'crash 😀 caf' is 14 bytes, 11 characters
+        b'4,app,"refund \xff\xfe, not processed"\r\n'
+        b"5,app,\xc3\r\n"  # a truncated sequence at the end of the value
+        b"6,app,na\xc3\xafve checkout button does nothing\r\n"
+    )
+    src.write_bytes(body)
+    out = tmp_path / "out.csv"
+    r = subprocess.run([*UXCX, "relabel", str(src), "-o", str(out), "--workers", "1", "--chunk-size", "2"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 1 and "3 of 6 row(s) could not be labelled" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert src.read_bytes() == body
+
+    inp = read_csv_bytes(src)
+    rows = read_csv_bytes(out)
+    assert [r[:3] for r in rows[1:]] == [inp[1], inp[2], inp[6]]  # every value as it was, undecodable bytes too
+    assert b"\n2,caf\xe9,love this app," in out.read_bytes() and all(r[3] for r in rows[1:])
+    rej = read_csv_bytes(out.with_name("out.csv.rejects.csv"))
+    assert rej[0] == ["uxcx_row", "uxcx_reason", "id", "channel", "text"]
+    assert [(int(r[0]), r[1], r[2:]) for r in rej[1:]] == [
+        (3, "'text' is not valid UTF-8: invalid byte 0xE9 at byte offset 14 of the value", inp[3]),
+        (4, "'text' is not valid UTF-8: invalid byte 0xFF at byte offset 7 of the value", inp[4]),
+        (5, "'text' is not valid UTF-8: invalid byte 0xC3 at byte offset 0 of the value", inp[5]),
+    ]
+    assert b'4,app,"refund \xff\xfe, not processed"\n' in out.with_name("out.csv.rejects.csv").read_bytes()
+
+
+def test_jsonl_bad_lines_and_invalid_utf8_are_rejected_and_the_rest_kept(tmp_path):
+    lines = [
+        b'{"id": 1, "text": "the app crashes when I open the camera"}',
+        b'{"id": 2, "text": "love this app", "note": "caf\xe9"}',  # invalid byte outside the text: kept
+        b'{"id": 3, "text": "crash \xf0\x9f\x98\x80 caf\xe9 freezes"}',
+        b"not json",
+        b"[1, 2]",
+        b'{"id": 6, "body": "no text field"}',
+        b'{"id": 7, "text": "checkout button does nothing"}',
+        b'{"id": 8, "text": "lone \\udce9 escape"}',  # valid UTF-8, but the escape is no character
+        b'{"id": 9, \xe9"text": "x"}',  # an invalid byte where JSON expects a key
+    ]
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(b"\n".join(lines) + b"\n")
+    out = tmp_path / "out.jsonl"
+    r = subprocess.run([*UXCX, "relabel", str(src), "-o", str(out), "--workers", "1", "--chunk-size", "4"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 1 and "6 of 9 row(s) could not be labelled" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+    recs = [json.loads(x) for x in out.read_bytes().decode("utf-8", "surrogateescape").splitlines()]
+    assert [x["id"] for x in recs] == [1, 2, 7] and all(x["uxcx_label"] for x in recs)
+    assert b'"note": "caf\xe9"' in out.read_bytes()
+    raw = out.with_name("out.jsonl.rejects.jsonl").read_bytes().decode("utf-8", "surrogateescape")
+    rej = [json.loads(x) for x in raw.splitlines()]
+    assert [(x["uxcx_row"], x["uxcx_reason"]) for x in rej] == [
+        (3, "'text' is not valid UTF-8: invalid byte 0xE9 at byte offset 14 of the value"),
+        (4, "invalid JSON: Expecting value at column 1"),
+        (5, "line is not a JSON object"),
+        (6, "missing field 'text'"),
+        (8, "'text' is not valid Unicode: a lone surrogate \\udce9 at character 5 of the value"),
+        (9, "invalid JSON: Expecting property name enclosed in double quotes at column 11"),
+    ]
+    assert [x["uxcx_raw"].encode("utf-8", "surrogateescape") for x in rej] == [lines[i] for i in (2, 3, 4, 5, 7, 8)]
 
 
 # --------------------------------------------------------- JSONL, Parquet
@@ -187,6 +281,28 @@ def test_parquet_keeps_schema_types_and_order(tmp_path, shipped):
     assert s.counts.written == 48 and s.counts.rejected == 2
 
 
+def test_parquet_text_that_is_not_utf8_is_a_rejected_row_not_a_crash(tmp_path, shipped):
+    """Regression: a string column holding invalid UTF-8 (some writers do not check) crashed the job."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    raw = [b"the app crashes when I open the camera", b"crash \xf0\x9f\x98\x80 caf\xe9 freezes", None,
+           b"refund never arrived"]
+    notes = pa.array([b"ok", b"ok", b"caf\xe9", b"\xff"], pa.binary()).view(pa.string())
+    src = tmp_path / "in.parquet"
+    pq.write_table(pa.table({"id": [1, 2, 3, 4], "text": pa.array(raw, pa.binary()).view(pa.string()), "note": notes}), src)
+    out = tmp_path / "out.parquet"
+    s = relabel(job(src, out, chunk_size=2), loaded=shipped)
+    assert (s.counts.read, s.counts.written, s.counts.rejected) == (4, 2, 2)
+    got = pq.read_table(out)
+    assert got.column("id").to_pylist() == [1, 4]
+    assert got.column("note").cast(pa.binary()).to_pylist() == [b"ok", b"\xff"]  # other columns keep their bytes
+    rej = pq.read_table(out.with_name("out.parquet.rejects.parquet"))
+    assert rej.column("uxcx_reason").to_pylist() == [
+        "'text' is not valid UTF-8: invalid byte 0xE9 at byte offset 14 of the value", "missing field 'text'"]
+    assert rej.column("text").cast(pa.binary()).to_pylist() == [raw[1], None]
+
+
 # ------------------------------------------------- parallel, resume, kill
 @pytest.fixture(scope="module")
 def backlog(tmp_path_factory) -> Path:
@@ -220,37 +336,129 @@ def test_two_worker_processes_write_what_one_does(tmp_path, backlog, reference):
     assert out.with_name("out.csv.rejects.csv").read_bytes() == reference.with_name("ref.csv.rejects.csv").read_bytes()
 
 
-def test_resume_after_sigkill_gives_the_uninterrupted_output(tmp_path, backlog, reference, shipped):
-    before = backlog.read_bytes()
-    out = tmp_path / "out.csv"
-    state = state_dir(out)
-    cmd = [*UXCX, "relabel", str(backlog), "-o", str(out), "--workers", "1", "--chunk-size", "100", "--progress", "none"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+# Where the kill tests kill the job. Chunk numbers come from a seeded RNG: every run kills at the same
+# points, and a failing case names its point. "file:X" kills as soon as X appears in the state folder
+# (phases that last long enough to hit from outside); "pause:P" lets the job stop itself at point P of
+# tests/relabel_pause.py first (phases too short to hit by watching; the hook only stops the process).
+KILL_SEED = 1207
+N_CHUNKS = 50  # the backlog's 5,000 rows at --chunk-size 100
+_rng = random.Random(KILL_SEED)
+KILL_POINTS = [
+    ("before-any-state", "spawn", 1),  # just started: not even the state folder exists
+    ("loading-the-model", "file:manifest.json", 1),  # state opened, model loading, no chunk done
+    ("after-the-first-chunk", "file:00000000.json", 1),
+    ("mid-way", f"file:{_rng.randint(15, 25):08d}.json", 1),
+    ("near-the-end", f"pause:marker:{_rng.randint(40, 48)}", 1),  # a chunk's data saved, its marker not yet
+    ("concatenating", f"pause:part:{_rng.randint(2, 49)}", 1),  # output.assembling half written
+    ("renaming-into-place", "pause:rename", 1),  # rejects renamed into place, output not yet
+    ("removing-the-state", f"pause:rmtree:{_rng.randint(1, 90)}", 1),  # output in place, state half removed
+    ("two-workers-mid-way", f"file:{_rng.randint(5, 15):08d}.json", 2),  # the whole process group killed
+]
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """State, parent, process group... of a live process (fields 3.. of /proc/PID/stat), or None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return stat.rpartition(")")[2].split()
+
+
+def _group_alive(pgid: int) -> list[int]:
+    """Processes of a process group that are still running (zombies do not count)."""
+    alive = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            st = _proc_stat(int(d.name))
+            if st is not None and int(st[2]) == pgid and st[0] != "Z":
+                alive.append(int(d.name))
+    return alive
+
+
+def kill_when(cmd: list[str], ready, log: Path) -> None:
+    """Start ``cmd`` in a process group of its own and SIGKILL the whole group once ``ready(proc)``."""
+    with log.open("wb") as err:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
     try:
         deadline = time.monotonic() + 300
-        while len(list(state.glob("*.json"))) < 4 and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert proc.poll() is None, "the job ended before it could be killed"
-        assert not out.exists()  # nothing at OUTPUT while the job runs
-        os.killpg(proc.pid, signal.SIGKILL)  # like `kill -9`, the whole job at once
+        while not ready(proc):
+            assert proc.poll() is None, f"the job ended (exit {proc.returncode}) before the kill point: {log.read_text()}"
+            assert time.monotonic() < deadline, "the kill point was never reached"
+            time.sleep(0.001)
+        os.killpg(proc.pid, signal.SIGKILL)  # like `kill -9` of the job: parent and workers at once
     finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=60)
-    done_before = len(list(state.glob("[0-9]*.json")))
-    assert 2 <= done_before < 50 and not out.exists()  # nor after a failed run
+    assert proc.returncode == -signal.SIGKILL
+    deadline = time.monotonic() + 10
+    while _group_alive(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not _group_alive(proc.pid), "a worker survived the kill"
 
-    # A stale state is refused without --resume; a different chunk size is refused with it.
-    with pytest.raises(StateError, match="--resume"):
-        relabel(job(backlog, out, chunk_size=100), loaded=shipped)
-    with pytest.raises(StateError, match="--chunk-size"):
-        relabel(job(backlog, out, chunk_size=50, resume=True), loaded=shipped)
 
-    r = subprocess.run([*cmd, "--resume", "--summary-json"], capture_output=True, text=True, cwd=ROOT, timeout=600)
-    assert r.returncode == 1, r.stderr
-    summary = json.loads(r.stdout)
-    assert summary["resumed_chunks"] >= done_before - 1 and summary["rows_read"] == 5000
+@pytest.mark.parametrize(("point", "how", "workers"), KILL_POINTS, ids=[f"{p}({h})" for p, h, _ in KILL_POINTS])
+def test_killed_at_any_point_then_resumed_gives_the_uninterrupted_output(tmp_path, backlog, reference, shipped,
+                                                                       point, how, workers):
+    before = backlog.read_bytes()
+    out = tmp_path / "job" / "out.csv"
+    out.parent.mkdir()
+    rejects, state = out.with_name("out.csv.rejects.csv"), state_dir(out)
+    args = ["relabel", str(backlog), "-o", str(out), "--workers", str(workers), "--chunk-size", "100", "--progress", "none"]
+    kind, _, arg = how.partition(":")
+    cmd = [sys.executable, "-m", "tests.relabel_pause", arg, "--", *args] if kind == "pause" else [*UXCX, *args]
+
+    def ready(proc: subprocess.Popen) -> bool:
+        if kind == "pause":
+            return (_proc_stat(proc.pid) or ["?"])[0] == "T"  # it has stopped itself at the point
+        return kind == "spawn" or (state / arg).exists()
+
+    kill_when(cmd, ready, tmp_path / "killed.log")
+
+    # What the kill left: the phase each point stands for.
+    done = len(list(state.glob("[0-9]*.json")))
+    if point == "before-any-state":
+        assert not state.exists() and not out.exists() and not rejects.exists()
+    elif point == "loading-the-model":
+        assert (state / "manifest.json").is_file() and done == 0 and not out.exists()
+    elif kind == "file":
+        assert done >= (1 if workers > 1 else int(arg[:8]) + 1) and not out.exists()
+    elif point == "near-the-end":
+        k = int(arg.split(":")[1])
+        assert done == k and (state / f"{k:08d}.out").is_file() and (state / f"{k:08d}.json.tmp").is_file()
+        assert not out.exists()
+    elif point == "concatenating":
+        assert done == N_CHUNKS and (state / "output.assembling").is_file() and not out.exists() and not rejects.exists()
+    elif point == "renaming-into-place":
+        assert done == N_CHUNKS and (state / "output.assembling").is_file() and rejects.is_file() and not out.exists()
+    else:
+        assert point == "removing-the-state" and state.is_dir() and out.read_bytes() == reference.read_bytes()
+
+    if point == "mid-way":
+        # A stale state is refused without --resume; a different chunk size is refused with it.
+        with pytest.raises(StateError, match="--resume"):
+            relabel(job(backlog, out, chunk_size=100), loaded=shipped)
+        with pytest.raises(StateError, match="--chunk-size"):
+            relabel(job(backlog, out, chunk_size=50, resume=True), loaded=shipped)
+
+    if point == "before-any-state":
+        # Nothing was kept: --resume says so and starts from the first chunk (through the CLI, for the message).
+        r = subprocess.run([*UXCX, *args, "--resume", "--summary-json"], capture_output=True, text=True, cwd=ROOT,
+                           timeout=600)
+        assert r.returncode == 1 and "nothing to resume" in r.stderr and "Traceback" not in r.stderr, r.stderr
+        summary = json.loads(r.stdout)
+        assert summary["resumed_chunks"] == 0 and summary["rows_read"] == 5000 and summary["chunks"] == N_CHUNKS
+    else:
+        # The same job with --resume (in-process, one worker: resuming may use another --workers).
+        s = relabel(job(backlog, out, chunk_size=100, resume=True), loaded=shipped)
+        assert (s.counts.read, s.counts.written, s.counts.rejected, s.chunks) == (5000, 4999, 1, N_CHUNKS)
+        if point != "removing-the-state":  # there, some finished chunks may have lost their files
+            assert s.resumed_chunks == done  # every finished chunk kept, none redone
     assert out.read_bytes() == reference.read_bytes()  # no row lost, none written twice
-    assert out.with_name("out.csv.rejects.csv").read_bytes() == reference.with_name("ref.csv.rejects.csv").read_bytes()
-    assert not state.exists() and backlog.read_bytes() == before
+    assert rejects.read_bytes() == reference.with_name("ref.csv.rejects.csv").read_bytes()
+    assert not state.exists() and sorted(p.name for p in out.parent.iterdir()) == ["out.csv", "out.csv.rejects.csv"]
+    assert backlog.read_bytes() == before
 
 
 # ------------------------------------------------------------------ diff
