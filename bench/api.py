@@ -115,19 +115,20 @@ def wrk(port: int, bodies: list[str], connections: int, duration: int, workdir: 
     return stats
 
 
-def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 120.0) -> None:
-    """Wait for /healthz to answer."""
+def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 120.0, path: str = "/healthz") -> None:
+    """Wait until `path` answers 200 (/readyz: model loaded and database reachable)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"server on port {port} exited with {proc.returncode}")
+            raise RuntimeError(f"the server on port {port} exited with {proc.returncode} before it was ready")
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as r:
                 if r.status == 200:
                     return
         except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"server on port {port} did not start")
+            pass
+        time.sleep(0.25)
+    raise RuntimeError(f"the server on port {port} was not ready after {timeout:.0f} s")
 
 
 def start(cmd: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:

@@ -37,6 +37,8 @@ from typing import Any
 
 import psutil
 
+from bench.api import wait_ready
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 CORPUS = (ROOT / "training" / "data" / "train.jsonl", ROOT / "training" / "data" / "heldout.jsonl")
@@ -113,22 +115,6 @@ def port_free(port: int) -> bool:
     """Whether nothing listens on 127.0.0.1:port (else /readyz could be another server's)."""
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) != 0
-
-
-def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 180.0) -> None:
-    """Wait until /readyz says 200 (model loaded, database reachable)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the server exited with {proc.returncode} before it was ready")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.25)
-    raise RuntimeError(f"the server on port {port} was not ready after {timeout:.0f} s")
 
 
 class Load:
@@ -339,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
             # cwd=ROOT: this checkout's code and models/ are the ones served.
             proc = subprocess.Popen(cmd, cwd=ROOT, env=server_env(work / "var"), stdout=log, stderr=subprocess.STDOUT)
             try:
-                wait_ready(args.port, proc)
+                wait_ready(args.port, proc, timeout=180.0, path="/readyz")
                 load = Load(args.port, texts, args.requests, args.every, args.connections, proc.pid, db)
                 usage0 = resource.getrusage(resource.RUSAGE_SELF)
                 t0 = time.perf_counter()
