@@ -98,7 +98,7 @@ def fit_spacy_textcat(train_recs: Sequence[Record], epochs: int = 10) -> Predict
     from spacy.util import minibatch
 
     nlp = spacy.blank("en")
-    textcat = nlp.add_pipe(
+    textcat: Any = nlp.add_pipe(
         "textcat",
         config={"model": {"@architectures": "spacy.TextCatBOW.v3", "exclusive_classes": True, "ngram_size": 2, "no_output_layer": False}},
     )
@@ -112,11 +112,11 @@ def fit_spacy_textcat(train_recs: Sequence[Record], epochs: int = 10) -> Predict
     rng = random.Random(0)
     for _ in range(epochs):
         rng.shuffle(examples)
-        for batch in minibatch(examples, size=64):
+        for batch in minibatch(examples, size=64):  # type: ignore[no-untyped-call]
             nlp.update(batch, sgd=optimizer, drop=0.2)
 
     def predict(texts: Sequence[str]) -> list[str]:
-        return [max(doc.cats, key=doc.cats.get) for doc in nlp.pipe(texts, batch_size=1000)]
+        return [max(doc.cats.items(), key=lambda kv: kv[1])[0] for doc in nlp.pipe(texts, batch_size=1000)]
 
     return predict
 

@@ -97,7 +97,7 @@ def growth(samples: list[Sample], warmup: int) -> tuple[Sample, Sample, float]:
 
 def rss_bytes(proc: psutil.Process) -> int:
     """Resident memory of a process and its children."""
-    total = proc.memory_info().rss
+    total: int = proc.memory_info().rss
     for child in proc.children(recursive=True):
         try:
             total += child.memory_info().rss

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import threading
 import warnings
-from functools import lru_cache
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
-from spacy.lang.en.stop_words import STOP_WORDS
 from scipy.optimize import minimize_scalar
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
+from spacy.lang.en.stop_words import STOP_WORDS
 
 from classifier.embeddings import load_asset
 from classifier.features import CsrParts, EmbeddingFeatures, LexicalFeatures, csr_dot
@@ -50,12 +50,20 @@ class Prediction(NamedTuple):
         }
 
 
-class UXCXClassifier(ClassifierMixin, BaseEstimator):
+class UXCXClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]  # sklearn ships no type hints
     """Predicts label (ux|cx|other), labels, topic, calibrated scores and evidence.
 
     ``fit(texts, y, labels=None, topics=None)``: ``y`` holds primary labels, ``labels``
     the full label lists, ``topics`` the topics (each defaults from ``y``).
     """
+
+    # Fitted state that is filled lazily (after fit or unpickling), for the type checker.
+    asset_sha256_: str | None
+    _runtime: EmbeddingFeatures | None
+    _heads: tuple[np.ndarray, np.ndarray, np.ndarray] | None
+    _centred: np.ndarray | None
+    _centred_emb: np.ndarray | None
+    _ok_surface: np.ndarray | None
 
     def __init__(
         self,
@@ -159,7 +167,8 @@ class UXCXClassifier(ClassifierMixin, BaseEstimator):
         that generalises better to real text than the 3-way head alone.
         """
         topic_to_label = np.log(_softmax(topic_logits) @ _TOPIC_TO_LABEL + 1e-12)
-        return (1.0 - self.topic_mix) * _log_softmax(label_logits) + self.topic_mix * topic_to_label
+        mixed: np.ndarray = (1.0 - self.topic_mix) * _log_softmax(label_logits) + self.topic_mix * topic_to_label
+        return mixed
 
     def _fit_temperature(self, feats: sp.csr_matrix, y_idx: np.ndarray, t_idx: np.ndarray) -> float:
         """One temperature for the label scores, fitted on out-of-fold scores (NLL)."""
@@ -224,7 +233,8 @@ class UXCXClassifier(ClassifierMixin, BaseEstimator):
 
         Columns: the 3 label logits, the ux and cx issue logits, the 15 topic logits.
         """
-        if getattr(self, "_heads", None) is None:
+        heads = getattr(self, "_heads", None)
+        if heads is None:
             issue = [self.issue_heads_[k] for k in (Label.UX.value, Label.CX.value)]
             # Topics absent from the training data keep a hopeless bias, so columns stay aligned.
             topic_coef = np.zeros((len(TOPICS), self.label_head_.coef_.shape[1]))
@@ -237,8 +247,8 @@ class UXCXClassifier(ClassifierMixin, BaseEstimator):
             # float32 like the features, so no matrix is up-cast per batch.
             w_lex = np.ascontiguousarray(coef[:, :n_lex].T, dtype=np.float32)
             w_emb = np.ascontiguousarray(coef[:, n_lex:].T * self.embedding_weight, dtype=np.float32)
-            self._heads = (w_lex, w_emb, bias)
-        return self._heads
+            heads = self._heads = (w_lex, w_emb, bias)
+        return heads
 
     def _logits(self, batch: TokenBatch) -> tuple[np.ndarray, dict[str, Any]]:
         """Logits of every head for a batch, without building the stacked feature matrix.
@@ -270,7 +280,8 @@ class UXCXClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, X: Sequence[str]) -> np.ndarray:
         """Primary labels."""
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        labels: np.ndarray = self.classes_[self.predict_proba(X).argmax(axis=1)]
+        return labels
 
     def predict_batch(self, X: Sequence[str], evidence: bool = True) -> list[Prediction]:
         """Full predictions for a batch of texts, in one vectorised pass."""
@@ -393,24 +404,27 @@ class UXCXClassifier(ClassifierMixin, BaseEstimator):
 
         Computed once: centring the whole label head costs milliseconds, too much per call.
         """
-        if getattr(self, "_centred", None) is None:
+        centred = getattr(self, "_centred", None)
+        if centred is None:
             coef = self.label_head_.coef_
             # C order: sklearn's coef_ is Fortran-ordered, and ravel() would copy it on every call.
             centred = np.ascontiguousarray(coef - coef.mean(axis=0, keepdims=True))
             n_lex = self.lexical_.n_features
             self._centred_emb = centred[:, n_lex:] * self.embedding_weight if self.use_embeddings else None
             self._centred = centred
-        return self._centred, self._centred_emb
+        return centred, self._centred_emb
 
     def _evidence_ok(self, sid: np.ndarray, batch: TokenBatch) -> np.ndarray:
         """Tokens that may be shown as evidence: words, not masks, stop words or punctuation."""
-        if getattr(self, "_ok_surface", None) is None:
-            self._ok_surface = np.asarray([_showable(s) for s in self.table_.surfaces], dtype=bool)
+        ok_surface = getattr(self, "_ok_surface", None)
+        if ok_surface is None:
+            ok_surface = self._ok_surface = np.asarray([_showable(s) for s in self.table_.surfaces], dtype=bool)
         if not batch.extra:
-            return self._ok_surface[sid]
+            shown: np.ndarray = ok_surface[sid]
+            return shown
         ok = np.zeros(sid.size, dtype=bool)
         known = sid < batch.n_known
-        ok[known] = self._ok_surface[sid[known]]
+        ok[known] = ok_surface[sid[known]]
         if batch.extra:
             extra_ok = np.asarray([_showable(s) for s in batch.extra], dtype=bool)
             ok[~known] = extra_ok[sid[~known] - batch.n_known]
@@ -469,7 +483,8 @@ _TOPIC_OF_LABEL = _TOPIC_TO_LABEL.T > 0
 def _softmax(x: np.ndarray) -> np.ndarray:
     """Row-wise softmax; the same operations as scipy.special.softmax(x, axis=1), minus its dispatch."""
     shifted = np.exp(x - np.maximum.reduce(x, axis=1, keepdims=True))
-    return shifted / np.add.reduce(shifted, axis=1, keepdims=True)
+    probs: np.ndarray = shifted / np.add.reduce(shifted, axis=1, keepdims=True)
+    return probs
 
 
 def _log_softmax(x: np.ndarray) -> np.ndarray:

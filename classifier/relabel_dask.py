@@ -29,11 +29,11 @@ from classifier.relabel import (
     Summary,
     _fsync_dir,
     freeze_model_memory,
-    warm_up,
     job_manifest,
     open_source,
     side_path,
     state_dir,
+    warm_up,
 )
 from classifier.relabel_io import (
     REJECT_COLUMNS,

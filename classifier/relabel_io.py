@@ -436,7 +436,8 @@ def parquet_chunks(path: Path, chunk_size: int, first_index: int = 0, first_row:
     meta = pf.metadata
     stop = meta.num_rows if stop is None else stop
     # Only the row groups that overlap [start, stop); rows before `start` in the first are skipped.
-    groups, skip, pos = [], 0, 0
+    groups: list[int] = []
+    skip, pos = 0, 0
     for g in range(meta.num_row_groups):
         n = meta.row_group(g).num_rows
         if pos + n > start and pos < stop:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from functools import lru_cache
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -294,12 +294,12 @@ def mask_of(token: str) -> str | None:
         "." in token and not token[0].isdigit() and like_url(token)
     ):
         return MASK_URL
-    if token[0].isdigit() or (token[0] in "+-.," and like_num(token)):
+    if token[0].isdigit() or (token[0] in "+-.," and like_num(token)):  # type: ignore[no-untyped-call]
         return MASK_NUM
     return None
 
 
-def build_nlp() -> "spacy.language.Language":  # type: ignore[name-defined]  # noqa: F821
+def build_nlp() -> spacy.language.Language:  # type: ignore[name-defined]  # noqa: F821
     """spaCy's blank English pipeline with the lookup lemmatizer (no model download)."""
     import spacy
 
@@ -415,7 +415,7 @@ class TokenTable:
         return {"surfaces": self.surfaces, "units": self.units, "ptr": self.ptr, "flat": self.flat}
 
     def __setstate__(self, state: dict[str, object]) -> None:
-        self.__init__(state["surfaces"], state["units"], state["ptr"], state["flat"])  # type: ignore[misc, arg-type]
+        self.__init__(state["surfaces"], state["units"], state["ptr"], state["flat"])  # type: ignore[misc]
 
     @property
     def n_units(self) -> int:
@@ -622,4 +622,5 @@ def negation_scope(doc: np.ndarray, trigger: np.ndarray, boundary: np.ndarray) -
     start[1:] = (doc[1:] != doc[:-1]) | boundary[1:] | boundary[:-1]
     first = np.maximum.accumulate(np.where(start, np.arange(n), 0))
     before = np.cumsum(trigger) - trigger
-    return ((before - before[first]) > 0) & ~boundary & ~trigger
+    scope: np.ndarray = ((before - before[first]) > 0) & ~boundary & ~trigger
+    return scope

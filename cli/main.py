@@ -168,12 +168,11 @@ def _read_corrections(paths: Sequence[str]) -> tuple[list[Any], int, list[str]]:
 
 def _read_db_corrections(url: str) -> tuple[list[Any], int, str]:
     """Corrections stored by POST /v1/feedback, oldest first: (records, invalid count, source); exit 2 if unreadable."""
+    from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
     from service.store import Store, make_engine
     from training.corrections import parse_corrections
-
-    from sqlalchemy.engine import make_url
 
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").is_file():

@@ -27,6 +27,7 @@ from service.schemas import (  # noqa: F401 - BatchOut and PredictionOut documen
 )
 from service.store import GROUP_KEYS, Correction, Mismatch, NotFound, dumps_line, to_utc
 
+
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": ErrorOut} for code in codes}
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from classifier.labels import LABELS, TOPICS_BY_LABEL
+from tests.conftest import ROOT, read_jsonl
 from training.audit import find_suspects, pair_counts, write_suspects
 from training.data import TRAIN_FILE, Record
-from tests.conftest import ROOT, read_jsonl
 
 
 def test_find_suspects_on_known_probabilities(tmp_path):

@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
+from tests.conftest import TINY
 from training.data import load
 from training.evaluate import evaluate, expected_calibration_error, label_metrics, write_report
-from tests.conftest import TINY
 
 
 def test_ece_zero_for_perfect_calibration_and_positive_otherwise():

@@ -9,8 +9,8 @@ import pytest
 
 from classifier import artifacts
 from classifier.artifacts import ArtifactError
-from training.registry import describe, format_table, promote, rollback, version_rows
 from tests.conftest import ROOT
+from training.registry import describe, format_table, promote, rollback, version_rows
 
 VERSIONS = ("20260101-000000-aaaaaaaa", "20260102-000000-bbbbbbbb", "20260103-000000-cccccccc")
 
