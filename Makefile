@@ -38,6 +38,7 @@ fuzz: install  ## fuzz the API from its OpenAPI schema with schemathesis (500 ex
 	UXCX_FUZZ_EXAMPLES=500 $(BIN)/pytest -q tests/test_fuzz.py
 
 audit: install  ## list likely mislabeled corpus examples (+ CORRECTIONS) in var/audit/suspects.jsonl
+	$(BIN)/pip install --quiet -e '.[audit]'
 	$(UXCX) data audit $(if $(strip $(CORRECTIONS)),--corrections $(CORRECTIONS))
 
 bench: install  ## accuracy/speed vs fastText, spaCy, TF-IDF+LR; API load test; relabel 1M rows

@@ -83,6 +83,12 @@ def cmd_data_split(args: argparse.Namespace) -> int:
 
 
 def cmd_data_audit(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    if importlib.util.find_spec("cleanlab") is None:
+        # Checked first: the out-of-fold training takes minutes before cleanlab is needed.
+        _print_err("uxcx data audit needs cleanlab, an optional extra: pip install 'uxcx[audit]' (make audit installs it)")
+        return 2
     from training.audit import find_suspects, out_of_fold_proba, pair_counts, write_suspects
     from training.config import TrainConfig
     from training.corrections import apply_corrections

@@ -79,3 +79,10 @@ def test_audit_command_finds_flipped_labels(tmp_path):
     assert sum(i in flipped for i in top) >= 3
     assert any(s["origin"].endswith("(correction)") for s in found.values())
     assert "likely mislabeled of 300" in r.stdout and "given    suggested" in r.stdout
+
+
+def test_audit_without_the_extra_says_how_to_install_it():
+    # As on a default install: cleanlab (and the pandas it pulls in) is the optional `audit` extra.
+    code = "import sys; sys.modules['cleanlab'] = None; from cli.main import main; sys.exit(main(['data', 'audit']))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "pip install 'uxcx[audit]'" in out.stderr and "Traceback" not in out.stderr
