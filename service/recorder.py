@@ -43,6 +43,7 @@ class Recorder:
         self.last_error: str | None = None
         self._dropping = False
         self._counted = 0  # the oldest pending rows already counted in uxcx_records_failed_total
+        self._head = 0  # the number of rows ever taken off the left of the buffer (written or dropped)
 
     @property
     def pending(self) -> int:
@@ -72,15 +73,19 @@ class Recorder:
                     if not force and self._clock() < self._retry_at:
                         return False
                     rows = list(islice(self._pending, CHUNK))
+                    first = self._head
                 try:
                     self.store.add_predictions(rows)
                 except Exception as exc:  # noqa: BLE001 - any driver error: keep the rows, back off
                     self._failed(exc)
                     return False
                 with self._lock:
-                    for _ in rows:  # the rows written are the oldest ones, still at the left
+                    # Take off the rows just written, less any that a full buffer dropped meanwhile.
+                    done = max(0, first + len(rows) - self._head)
+                    for _ in range(done):
                         self._pending.popleft()
-                    self._counted = max(0, self._counted - len(rows))
+                    self._head += done
+                    self._counted = max(0, self._counted - done)
                     self.metrics.records_pending.set(len(self._pending))
                     recovered = self._backoff > 0
                     self._backoff = 0.0
@@ -131,6 +136,7 @@ class Recorder:
         if over > 0:
             for _ in range(over):
                 self._pending.popleft()
+            self._head += over
             self._counted = max(0, self._counted - over)
             self.metrics.records_dropped.inc(over)
             if not self._dropping:  # once per outage, not once per batch

@@ -248,3 +248,43 @@ def test_a_damaged_or_foreign_artifact_is_refused_at_reload(models_copy, shipped
         assert c.get("/readyz").json()["model_version"] == shipped.version
         r = c.post("/v1/classify", json={"text": "refund refused", "record": False})
         assert r.status_code == 200 and r.json()["model_version"] == shipped.version
+
+
+def test_rows_dropped_while_a_write_is_in_flight_never_take_a_newer_row_with_them(tmp_path, shipped):
+    """A full buffer drops its oldest rows while another thread is writing them: when that write
+    succeeds, only the rows still waiting that it wrote are taken off, so the newer ones are kept."""
+    import threading
+    from datetime import datetime
+
+    from service.metrics import Metrics
+    from service.recorder import Recorder
+    from service.store import Record, Store, make_engine, migrate
+
+    db = tmp_path / "uxcx.db"
+    engine = make_engine(f"sqlite:///{db}?timeout=3")
+    migrate(engine)
+    recorder = Recorder(Store(engine), Metrics(), max_pending=3)
+
+    def rec(item: str) -> Record:
+        return Record(item, datetime(2030, 1, 1), None, None, "ux", ["ux"], "crash_error", 0.9,
+                      {"ux": 0.9, "cx": 0.05, "other": 0.05}, "v", "0" * 64, None)
+
+    locker = sqlite3.connect(db, isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    for item in "abc":
+        recorder.add([rec(item)])  # the first waits for the lock and fails; all three wait in memory
+    assert recorder.pending == 3
+    writer = threading.Thread(target=recorder.flush, kwargs={"force": True})
+    writer.start()  # blocks on the lock, writing a, b, c
+    time.sleep(0.3)
+    recorder.add([rec("d")])  # the writer is busy: d waits, and the full buffer drops "a"
+    locker.execute("ROLLBACK")
+    locker.close()
+    writer.join(timeout=10)
+    assert not writer.is_alive()
+    if recorder.pending:  # d came in after the writer's last look: the next flush takes it
+        assert recorder.flush() is True
+    with engine.connect() as conn:
+        written = [r.item_id for r in conn.execute(select(predictions.c.item_id).order_by(predictions.c.pk))]
+    assert written == ["a", "b", "c", "d"]  # "a" was already on its way; nothing newer was lost
+    engine.dispose()
