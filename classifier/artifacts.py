@@ -24,7 +24,6 @@ import joblib
 
 from classifier.embeddings import sha256_file
 from classifier.labels import LABELS, TOPICS
-from classifier.model import UXCXClassifier
 
 PAYLOAD = "model.joblib"
 MANIFEST = "manifest.json"
@@ -261,6 +260,10 @@ def load(models_dir: Path, version: str | None = None) -> LoadedModel:
         raise ArtifactError(f"no current model in {models_dir}; run `uxcx train` (or `make train`) first")
     manifest = verify(models_dir, name)
     model = joblib.load(models_dir / name / PAYLOAD)
+    # Imported here: unpickling has just loaded it, and the registry commands (models list, show,
+    # promote) need this module without the model's second of numpy, scikit-learn and spaCy imports.
+    from classifier.model import UXCXClassifier
+
     if not isinstance(model, UXCXClassifier):
         raise ArtifactError(f"model version {name} holds a {type(model).__name__}, not a uxcx model")
     return LoadedModel(model=model, version=name, manifest=manifest)
