@@ -12,7 +12,6 @@ from typing import Annotated, NamedTuple
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials
 
-from classifier.artifacts import LoadedModel
 from service.metrics import Metrics
 from service.runtime import Runtime
 from service.security import bearer_scheme, check_key, client_identity, header_scheme, key_from_headers
@@ -32,12 +31,6 @@ async def get_runtime(request: Request) -> Runtime:
     return runtime
 
 
-async def get_classifier(request: Request) -> LoadedModel:
-    """The model served right now."""
-    runtime: Runtime = request.app.state.runtime
-    return runtime.loaded
-
-
 async def get_store(request: Request) -> Store:
     """The database of predictions and corrections."""
     runtime: Runtime = request.app.state.runtime
@@ -52,7 +45,6 @@ async def get_metrics(request: Request) -> Metrics:
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-ClassifierDep = Annotated[LoadedModel, Depends(get_classifier)]
 StoreDep = Annotated[Store, Depends(get_store)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]

@@ -2,7 +2,7 @@
 
 Classify answers whether or not its predictions could be written. When a write fails (the SQLite
 file is locked, the PostgreSQL server is down), the rows stay in memory, in order, and are written
-when the database is back: the next write, the periodic retry, or a `/readyz` probe succeeds and
+when the database is back: the periodic retry (in a thread) or a `/readyz` probe succeeds and
 the buffer drains. Retries back off (0.5 s doubling to 30 s) so a dead database does not cost
 every batch a timeout. Only when more than `max_pending` rows are waiting are the oldest dropped,
 and every dropped row is counted and logged: nothing is lost silently.
@@ -55,9 +55,14 @@ class Recorder:
         if not records:
             return
         with self._lock:
+            backlog = bool(self._pending)
             self._pending.extend(records)
             self._trim()
-        if self.flush() is False:
+        if backlog:
+            # The database has failed already: the retry thread writes these, so the event loop
+            # does not wait out a lock or a connection timeout on every batch of the outage.
+            self._count_failed()
+        elif self.flush() is False:
             self._count_failed()
 
     def flush(self, force: bool = False) -> bool | None:
@@ -100,10 +105,14 @@ class Recorder:
 
     def close(self) -> None:
         """Last attempt at shutdown; what still cannot be written is counted and logged as lost."""
-        if self.flush(force=True) is not True:
+        deadline = self._clock() + 30.0
+        while (done := self.flush(force=True)) is None and self._clock() < deadline:
+            time.sleep(0.05)  # a retry thread is still writing: let it finish first
+        if done is not True:
             with self._lock:
                 lost = len(self._pending)
                 self._pending.clear()
+                self._head += lost
             if lost:
                 self.metrics.records_dropped.inc(lost)
                 log.error("shutting down with the database unavailable: %d predictions were not recorded", lost)
