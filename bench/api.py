@@ -140,14 +140,14 @@ def start(cmd: list[str], env: dict[str, str], port: int) -> subprocess.Popen[by
     return proc
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """Stop a server and wait for it."""
+def stop(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> int:
+    """Stop a server as Ctrl-C would, wait for it, and return its exit code."""
     proc.send_signal(signal.SIGINT)
     try:
-        proc.wait(timeout=20)
+        return proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
-        proc.wait()
+        return proc.wait()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
                 stop(proc)
             if name == "uxcx":
                 db = work / "var" / "uxcx.db"
-                results["recorded_rows"] = _count_rows(db)
+                results["recorded_rows"] = count_rows(db)
     bare, ux = results["bare_single"], results["uxcx_single"]
     results["single_ratio"] = ux["req_per_s"] / bare["req_per_s"]
     results["single_cpu_ratio"] = bare["server_cpu_us_per_req"] / ux["server_cpu_us_per_req"]
@@ -204,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _count_rows(db: Path) -> int:
+def count_rows(db: Path) -> int:
+    """Rows in the predictions table of a SQLite database."""
     import sqlite3
 
     with sqlite3.connect(db) as conn:

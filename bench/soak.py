@@ -22,9 +22,7 @@ import asyncio
 import json
 import os
 import resource
-import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -37,7 +35,7 @@ from typing import Any
 
 import psutil
 
-from bench.api import wait_ready
+from bench.api import count_rows, stop, wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -247,12 +245,6 @@ def parse_head(head: bytes) -> tuple[int, int, bool]:
     return int(parts[1]), length, keep
 
 
-def count_rows(db: Path) -> int:
-    """Rows in the predictions table."""
-    with sqlite3.connect(db) as conn:
-        return int(conn.execute("SELECT count(*) FROM predictions").fetchone()[0])
-
-
 def server_metrics(port: int) -> dict[str, Any]:
     """The server's own counts, from /metrics: classify answers by status, model calls, rows written or lost."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
@@ -278,16 +270,6 @@ def server_env(data_dir: Path) -> dict[str, str]:
     # The limiter stays on (its per-client window is part of what is soaked), just never reached.
     env.update({"UXCX_DATA_DIR": str(data_dir), "UXCX_RATE_LIMIT": "1000000/second"})
     return env
-
-
-def stop(proc: subprocess.Popen[bytes]) -> int:
-    """Stop the server as Ctrl-C would, and wait for it."""
-    proc.send_signal(signal.SIGINT)
-    try:
-        return proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        return proc.wait()
 
 
 def main(argv: list[str] | None = None) -> int:
