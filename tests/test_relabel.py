@@ -365,13 +365,31 @@ def _proc_stat(pid: int) -> list[str] | None:
     return stat.rpartition(")")[2].split()
 
 
+def _threads_alive(pid: int) -> bool:
+    """Whether any thread of ``pid`` is still running. A killed process's leader thread shows ``Z`` while its other
+    threads are still exiting, and those still hold the process's files (and so the state's lock): look at every
+    thread, not the leader."""
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    for t in tasks:
+        try:
+            state = Path(t, "stat").read_text().rpartition(")")[2].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if state not in ("Z", "X"):
+            return True
+    return False
+
+
 def _group_alive(pgid: int) -> list[int]:
-    """Processes of a process group that are still running (zombies do not count)."""
+    """Processes of a process group that still run a thread (zombies do not count)."""
     alive = []
     for d in Path("/proc").iterdir():
         if d.name.isdigit():
             st = _proc_stat(int(d.name))
-            if st is not None and int(st[2]) == pgid and st[0] != "Z":
+            if st is not None and int(st[2]) == pgid and _threads_alive(int(d.name)):
                 alive.append(int(d.name))
     return alive
 
