@@ -213,19 +213,73 @@ def csv_header(path: Path) -> tuple[list[str], int]:
     raise InputError(f"{path} is empty: expected a header row")
 
 
+class Unparsed(list[str]):
+    """A record the CSV reader could not split as written: its first line, with the reason.
+
+    It counts as a row (row numbers stay those of the file) and goes to the rejects.
+    """
+
+    reason: str
+
+
+_RAN_ON = (
+    "CSV quoting: a quoted field opens on this line and is not closed properly, so the rows after it would "
+    "have been read into it; this row was read up to the end of its line and the next line as a new row"
+)
+
+
+def _leaves_quote_open(line: str) -> bool:
+    """Whether a CSV line ends inside a quoted field (its record would run on over the line break)."""
+    try:
+        next(csv.reader([line], strict=True), None)
+    except csv.Error as exc:
+        return "unexpected end of data" in str(exc)
+    return False
+
+
 def csv_records(path: Path, start: int, end: int | None = None) -> Iterator[tuple[list[str], int]]:
-    """Data records (blank lines skipped) from byte ``start`` up to ``end``, each with its end offset."""
+    """Data records (blank lines skipped) from byte ``start`` up to ``end``, each with its end offset.
+
+    The reader is strict about quotes. A quoted field that is never closed, or closed with text after
+    it, would otherwise run on over the line breaks and swallow the rows that follow it into one field
+    (to the end of the file, or to the next quote). When a record fails and its first line ends inside
+    a quoted field, with more of the file after it, that line is yielded as an :class:`Unparsed` row and
+    reading starts again on the next line, so each later row is read on its own. Any other record that
+    fails strictly (``"a"b`` on one line, or an open quote on the file's last line) is read leniently
+    from its first line, as csv always read it.
+    """
     _raise_field_limit()
     with path.open("rb") as f:
         lines = _Lines(f, start, end)
-        reader = csv.reader(lines)
+        reader = csv.reader(lines, strict=True)
         while True:
+            at = lines.pos
             try:
                 row = next(reader)
             except StopIteration:
                 return
-            except csv.Error as exc:
-                raise InputError(f"{path}: CSV cannot be parsed near byte {lines.pos}: {exc}") from exc
+            except csv.Error:
+                f.seek(at)
+                first = f.readline()
+                if at == 0 and first.startswith(_BOM):
+                    at, first = at + len(_BOM), first[len(_BOM):]
+                after = at + len(first)
+                text = first.decode("utf-8", "surrogateescape")
+                try:
+                    row = next(csv.reader([text.rstrip("\r\n")]), [])
+                except csv.Error as exc:  # a line that lenient csv cannot read either
+                    raise InputError(f"{path}: CSV cannot be parsed near byte {at}: {exc}") from exc
+                # Decided from the line and the file alone, not from where this range of it ends, so
+                # every engine and a resumed job cut the same rows.
+                if _leaves_quote_open(text) and f.read(1):
+                    bad = Unparsed(row)
+                    bad.reason = _RAN_ON
+                    row = bad
+                lines = _Lines(f, after, end)
+                reader = csv.reader(lines, strict=True)
+                if row:
+                    yield row, after
+                continue
             if row:
                 yield row, lines.pos
 
@@ -279,6 +333,9 @@ def label_csv(model: Any, spec: Spec, chunk: Chunk) -> ChunkResult:
     # Undecodable bytes are rare: one search over the chunk's texts, and row by row only if it hits.
     any_surrogate = _SURROGATE.search("".join(r[ti] for r in chunk.rows if len(r) == ncol)) is not None
     for i, row in enumerate(chunk.rows):
+        if type(row) is Unparsed:
+            bad.append([chunk.first_row + i, row.reason, *row])
+            continue
         if len(row) != ncol:
             bad.append([chunk.first_row + i, f"row has {len(row)} fields, the header has {ncol}", *row])
             continue

@@ -191,6 +191,70 @@ def test_csv_rows_with_invalid_utf8_text_are_rejected_with_the_byte_offset_and_t
     assert b'4,app,"refund \xff\xfe, not processed"\n' in out.with_name("out.csv.rejects.csv").read_bytes()
 
 
+QUOTING = (
+    b"id,text\r\n"
+    b"1,the app crashes when I pay\r\n"
+    b'2,"refund refused, support hung up\r\n'  # opened, then closed only on row 4 with text after it
+    b"3,parcel arrived broken\r\n"
+    b'4,"slow, so slow" honestly\r\n'
+    b'5,"Subject: login\n\ncannot log in since the update"\r\n'  # a real multi-line field: one row
+    b'6,"ok"thanks\r\n'  # junk after a closing quote on one line: read as csv always did
+    b"7,checkout page spins forever\r\n"
+    b'8,"the courier left it in the rain\r\n'  # opened and never closed
+    b"9,love the new design\r\n"
+    b"10,card charged twice\r\n"
+)
+
+
+@pytest.mark.parametrize("chunk_size", [2, 100])
+def test_csv_quote_left_open_rejects_its_line_and_keeps_every_later_row(tmp_path, chunk_size):
+    # Python's csv, left lenient, reads from an unclosed quote over the line breaks: rows 3-4 and 9-10
+    # vanished into one text field, labelled as one row or rejected as one.
+    src = tmp_path / "in.csv"
+    src.write_bytes(QUOTING)
+    out = tmp_path / "out.csv"
+    r = subprocess.run([*UXCX, "relabel", str(src), "-o", str(out), "--workers", "1", "--chunk-size", str(chunk_size),
+                        "--summary-json"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 1 and "2 of 10 row(s) could not be labelled" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    summary = json.loads(r.stdout)
+    assert (summary["rows_read"], summary["rows_written"], summary["rows_rejected"]) == (10, 8, 2)
+    rows = read_csv_bytes(out)
+    assert [row[:2] for row in rows[1:]] == [
+        ["1", "the app crashes when I pay"],
+        ["3", "parcel arrived broken"],
+        ["4", "slow, so slow honestly"],
+        ["5", "Subject: login\n\ncannot log in since the update"],
+        ["6", "okthanks"],
+        ["7", "checkout page spins forever"],
+        ["9", "love the new design"],
+        ["10", "card charged twice"],
+    ]
+    rej = read_csv_bytes(out.with_name("out.csv.rejects.csv"))
+    assert [(row[0], row[2:]) for row in rej[1:]] == [
+        ("2", ["2", "refund refused, support hung up"]),
+        ("8", ["8", "the courier left it in the rain"]),
+    ]
+    assert all("quoted field opens on this line and is not closed" in row[1] for row in rej[1:])
+
+
+def test_csv_chunk_bounds_cut_where_the_reader_does_around_open_quotes(tmp_path):
+    # The Dask engine and --resume cut the file by byte ranges: each range must read the same rows.
+    from classifier.relabel_io import csv_chunk_bounds, csv_chunks, csv_header
+
+    src = tmp_path / "in.csv"
+    src.write_bytes(QUOTING + b'11,"never closed at the end')
+    _, start = csv_header(src)
+    def rows(chunks) -> list[tuple[str, list[str]]]:
+        return [(type(r).__name__, list(r)) for c in chunks for r in c.rows]
+
+    whole = rows(csv_chunks(src, start, 2))
+    assert [kind for kind, _ in whole].count("Unparsed") == 2 and len(whole) == 11
+    for size in (1, 2, 3):
+        ranged = rows(c for s, e, _ in csv_chunk_bounds(src, start, size) for c in csv_chunks(src, s, size, end=e))
+        assert ranged == whole, size
+    assert whole[-1] == ("list", ["11", "never closed at the end"])  # the file's last line: read as csv always did
+
+
 def test_jsonl_bad_lines_and_invalid_utf8_are_rejected_and_the_rest_kept(tmp_path):
     lines = [
         b'{"id": 1, "text": "the app crashes when I open the camera"}',
