@@ -267,38 +267,37 @@ def write(r: dict[str, Any]) -> None:
         f"{ul['texts_per_s']:,.0f} without (target ≥ 20,000). "
         f"Every uxcx answer was recorded in SQLite: {r['recorded_rows']:,} rows.",
     ]
-    if "constant_single" in r:
-        uu, cs, cu = r["uxcx_unrecorded"], r["constant_single"], r["constant_unrecorded"]
-        cpu = {k: r[k]["server_cpu_us_per_req"] for k in ("bare_single", "uxcx_single", "constant_single", "constant_unrecorded")}
-        lines += [
-            "",
-            "## Where a single-text request's time goes",
-            "",
-            "The same load on the uxcx service with parts taken away: `\"record\": false` in the body, and a model "
-            "that costs nothing (`bench.api:constant_model_app`: every text gets one answer computed once).",
-            "",
-            "| single text | req/s | % of bare | p99 ms | server CPU µs/request |",
-            "|---|---|---|---|---|",
-        ]
-        for label, x in (
-            ("uxcx", u),
-            ("uxcx, `\"record\": false`", uu),
-            ("uxcx, constant model", cs),
-            ("uxcx, constant model, `\"record\": false`", cu),
-            ("bare FastAPI", b),
-        ):
-            lines.append(
-                f"| {label} | {x['req_per_s']:,.0f} | {x['req_per_s'] / b['req_per_s']:.0%} | {x['p99_ms']:.2f} | "
-                f"{x['server_cpu_us_per_req']:,.0f} |"
-            )
-        lines += [
-            "",
-            f"Server CPU per request: the model {cpu['uxcx_single'] - cpu['constant_single']:,.0f} µs, recording "
-            f"{cpu['constant_single'] - cpu['constant_unrecorded']:,.0f} µs, the rest of the service (auth and rate "
-            f"check, metrics, batching, building the answer) {cpu['constant_unrecorded'] - cpu['bare_single']:,.0f} µs "
-            f"more than the bare endpoint's {cpu['bare_single']:,.0f} µs. The 80 % target allows "
-            f"{cpu['bare_single'] / 0.8 - cpu['bare_single']:,.0f} µs more than bare in all.",
-        ]
+    uu, cs, cu = r["uxcx_unrecorded"], r["constant_single"], r["constant_unrecorded"]
+    cpu = {k: r[k]["server_cpu_us_per_req"] for k in ("bare_single", "uxcx_single", "constant_single", "constant_unrecorded")}
+    lines += [
+        "",
+        "## Where a single-text request's time goes",
+        "",
+        "The same load on the uxcx service with parts taken away: `\"record\": false` in the body, and a model "
+        "that costs nothing (`bench.api:constant_model_app`: every text gets one answer computed once).",
+        "",
+        "| single text | req/s | % of bare | p99 ms | server CPU µs/request |",
+        "|---|---|---|---|---|",
+    ]
+    for label, x in (
+        ("uxcx", u),
+        ("uxcx, `\"record\": false`", uu),
+        ("uxcx, constant model", cs),
+        ("uxcx, constant model, `\"record\": false`", cu),
+        ("bare FastAPI", b),
+    ):
+        lines.append(
+            f"| {label} | {x['req_per_s']:,.0f} | {x['req_per_s'] / b['req_per_s']:.0%} | {x['p99_ms']:.2f} | "
+            f"{x['server_cpu_us_per_req']:,.0f} |"
+        )
+    lines += [
+        "",
+        f"Server CPU per request: the model {cpu['uxcx_single'] - cpu['constant_single']:,.0f} µs, recording "
+        f"{cpu['constant_single'] - cpu['constant_unrecorded']:,.0f} µs, the rest of the service (auth and rate "
+        f"check, metrics, batching, building the answer) {cpu['constant_unrecorded'] - cpu['bare_single']:,.0f} µs "
+        f"more than the bare endpoint's {cpu['bare_single']:,.0f} µs. The 80 % target allows "
+        f"{cpu['bare_single'] / 0.8 - cpu['bare_single']:,.0f} µs more than bare in all.",
+    ]
     (RESULTS / "api.md").write_text("\n".join(lines) + "\n")
 
 

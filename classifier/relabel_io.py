@@ -259,12 +259,9 @@ def csv_records(path: Path, start: int, end: int | None = None) -> Iterator[tupl
             except StopIteration:
                 return
             except csv.Error:
-                f.seek(at)
-                first = f.readline()
-                if at == 0 and first.startswith(_BOM):
-                    at, first = at + len(_BOM), first[len(_BOM):]
-                after = at + len(first)
-                text = first.decode("utf-8", "surrogateescape")
+                first = _Lines(f, at, None)  # the record's first line alone
+                text = next(first)
+                after = first.pos
                 try:
                     row = next(csv.reader([text.rstrip("\r\n")]), [])
                 except csv.Error as exc:  # a line that lenient csv cannot read either

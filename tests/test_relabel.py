@@ -420,10 +420,11 @@ KILL_POINTS = [
 ]
 
 
-def _proc_stat(pid: int) -> list[str] | None:
-    """State, parent, process group... of a live process (fields 3.. of /proc/PID/stat), or None."""
+def _proc_stat(pid: int, tid: int | None = None) -> list[str] | None:
+    """State, parent, process group... of a live process or one of its threads (fields 3.. of its stat), or None."""
+    path = Path(f"/proc/{pid}/stat") if tid is None else Path(f"/proc/{pid}/task/{tid}/stat")
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        stat = path.read_text()
     except (FileNotFoundError, ProcessLookupError):
         return None
     return stat.rpartition(")")[2].split()
@@ -434,17 +435,10 @@ def _threads_alive(pid: int) -> bool:
     threads are still exiting, and those still hold the process's files (and so the state's lock): look at every
     thread, not the leader."""
     try:
-        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+        tids = [int(t.name) for t in Path(f"/proc/{pid}/task").iterdir()]
     except (FileNotFoundError, ProcessLookupError):
         return False
-    for t in tasks:
-        try:
-            state = Path(t, "stat").read_text().rpartition(")")[2].split()[0]
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        if state not in ("Z", "X"):
-            return True
-    return False
+    return any((st := _proc_stat(pid, tid)) is not None and st[0] not in ("Z", "X") for tid in tids)
 
 
 def _group_alive(pgid: int) -> list[int]:
